@@ -1,0 +1,1 @@
+"""classer_local."""

@@ -1,0 +1,108 @@
+"""sentence-transformers models (all-MiniLM-L6-v2 by default), loaded from a local folder.
+
+Encoding tokenises once, splits long texts into windows, runs the transformer on
+length-sorted batches and mean-pools each text's windows (weighted by length).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..registry import ModelSpec
+from . import l2_normalize
+from ._windows import check_truncate, windows
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, spec: ModelSpec, device: str) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self.spec = spec
+        self.device = device
+        path = spec.weights_path()
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self._torch = torch
+        seq = int(self.model.max_seq_length or spec.max_tokens or 512)
+        self.max_tokens = min(seq, spec.max_tokens) if spec.max_tokens else seq
+        self._prefix, self._suffix = _special_affixes(self.tokenizer)
+        self._specials = len(self._prefix) + len(self._suffix)
+        self.window = self.max_tokens - self._specials
+        self.batch_size = spec.batch_size
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        enc = self.tokenizer(
+            list(texts), add_special_tokens=False, truncation=False, verbose=False,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        return enc["input_ids"]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) + self._specials for ids in self._ids(texts)]
+
+    def encode(self, texts: Sequence[str], truncate: str | None = None) -> np.ndarray:
+        vectors, _ = self.encode_with_tokens(texts, truncate)
+        return vectors
+
+    def encode_with_tokens(self, texts: Sequence[str], truncate: str | None = None) -> tuple[np.ndarray, list[int]]:
+        """Vectors and each text's token count, from one tokenisation."""
+        mode = check_truncate(truncate)
+        all_ids = self._ids(texts)
+        chunks: list[list[int]] = []
+        owner: list[int] = []
+        for i, ids in enumerate(all_ids):
+            for chunk in windows(ids, self.window, mode, i):
+                chunks.append(self._prefix + chunk + self._suffix)
+                owner.append(i)
+        tokens = [len(ids) + self._specials for ids in all_ids]
+        if not chunks:
+            return np.zeros((0, self.spec.dim), dtype=np.float32), tokens
+        chunk_vecs = self._forward(chunks)
+        if len(chunks) == len(all_ids):
+            return chunk_vecs, tokens
+        weights = np.array([len(c) for c in chunks], dtype=np.float32)
+        pooled = np.zeros((len(all_ids), chunk_vecs.shape[1]), dtype=np.float32)
+        np.add.at(pooled, np.array(owner), chunk_vecs * weights[:, None])
+        return l2_normalize(pooled), tokens
+
+    def _forward(self, chunks: list[list[int]]) -> np.ndarray:
+        torch = self._torch
+        order = np.argsort([-len(c) for c in chunks], kind="stable")
+        out = np.empty((len(chunks), self.spec.dim), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for start in range(0, len(chunks), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                width = len(chunks[idx[0]])
+                ids = np.full((len(idx), width), pad, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                for row, j in enumerate(idx):
+                    c = chunks[j]
+                    ids[row, : len(c)] = c
+                    mask[row, : len(c)] = 1
+                features = {
+                    "input_ids": torch.from_numpy(ids).to(self.device),
+                    "attention_mask": torch.from_numpy(mask).to(self.device),
+                    "token_type_ids": torch.zeros_like(torch.from_numpy(ids)).to(self.device),
+                }
+                emb = self.model(features)["sentence_embedding"]
+                out[idx] = emb.float().cpu().numpy()
+        return l2_normalize(out)
+
+
+def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a single text ([CLS] ... [SEP])."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for p in range(len(full) - len(bare) + 1):
+        if full[p : p + len(bare)] == bare:
+            return list(full[:p]), list(full[p + len(bare) :])
+    return [], []

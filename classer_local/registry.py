@@ -1,0 +1,180 @@
+"""models.toml -> frozen ``ModelSpec``s. Resolves weights to paths; never downloads.
+
+The table is read from ``$CLASSER_MODELS_TOML`` if set, else the ``models.toml``
+shipped in the package (a copy of the one at the repository root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import InvalidRequestError, ModelNotInstalledError
+
+PRIORITIES = ("standard", "fast")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model entry of models.toml."""
+
+    name: str
+    kind: str  # "text" or "image"
+    backend: str
+    weights: str
+    dim: int
+    max_tokens: int = 0
+    package: str = ""
+    version: str = ""
+    install: str = ""
+    license: str = ""
+    batch_size: int = 64
+    prompt: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    calibration: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def model_id(self) -> str:
+        """Name and version: part of every cache key, so a new model never serves old answers."""
+        return f"{self.name}@{self.version or 'local'}"
+
+    def weights_path(self) -> Path:
+        """Where the weights are; raises ``ModelNotInstalledError`` when absent."""
+        path = _locate(self.weights)
+        if path is None or not path.exists():
+            raise ModelNotInstalledError(
+                "model_not_installed",
+                f"Model {self.name!r} is not installed (weights {self.weights!r} not found). "
+                f"Install it with: {self.install or 'see models.toml'}",
+                {"model": self.name, "weights": self.weights, "install": self.install},
+            )
+        return path
+
+    def installed(self) -> bool:
+        try:
+            self.weights_path()
+        except ModelNotInstalledError:
+            return False
+        return True
+
+    def weights_hash(self) -> str:
+        """A cheap fingerprint of the weights on disk (file names, sizes, mtimes)."""
+        root = self.weights_path()
+        h = hashlib.sha256(self.model_id.encode())
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in files:
+            st = p.stat()
+            h.update(f"{p.relative_to(root.parent)}:{st.st_size}".encode())
+        return h.hexdigest()[:16]
+
+
+def _locate(weights: str) -> Path | None:
+    scheme, _, rest = weights.partition(":")
+    if scheme == "package":
+        module, _, sub = rest.partition("/")
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        base = Path(next(iter(spec.submodule_search_locations)))
+        return base / sub if sub else base
+    if scheme == "local-dir":
+        return Path(rest).expanduser()
+    if scheme == "models-dir":
+        root = config.models_dir()
+        return root / rest if root else None
+    return Path(weights).expanduser()
+
+
+def _toml_path() -> Path:
+    env = os.environ.get("CLASSER_MODELS_TOML")
+    if env:
+        return Path(env)
+    return Path(__file__).with_name("models.toml")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> tuple[dict[str, str], dict[str, ModelSpec]]:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    known = {"kind", "backend", "weights", "dim", "max_tokens", "package", "version", "install",
+             "license", "batch_size", "prompt", "calibration"}
+    specs = {}
+    for name, entry in data.get("models", {}).items():
+        options = {k: v for k, v in entry.items() if k not in known}
+        specs[name] = ModelSpec(name=name, options=options, **{k: v for k, v in entry.items() if k in known})
+    return dict(data.get("defaults", {})), specs
+
+
+def _table() -> tuple[dict[str, str], dict[str, ModelSpec]]:
+    path = _toml_path()
+    return _load(str(path), path.stat().st_mtime)
+
+
+def defaults() -> dict[str, str]:
+    return dict(_table()[0])
+
+
+def get(name_or_priority: str | None = None, kind: str = "text") -> ModelSpec:
+    """Look up a model by name, or by tier (``standard``/``fast``/``image``).
+
+    Example:
+        >>> get("standard").name
+        'all-minilm-l6-v2'
+    """
+    defs, specs = _table()
+    key = name_or_priority or ("standard" if kind == "text" else kind)
+    name = defs.get(key, key)
+    if name not in specs:
+        raise InvalidRequestError(
+            "model_unknown",
+            f"Unknown model or priority {key!r}. Known: {sorted(set(specs) | set(defs))}.",
+            {"model": key, "known": sorted(specs)},
+        )
+    return specs[name]
+
+
+def resolve(model: str | None, priority: str | None) -> ModelSpec:
+    """The text model for a call: an explicit ``model`` wins over ``priority``."""
+    if model:
+        return get(model)
+    p = str(getattr(priority, "value", priority) or "standard")
+    if p not in PRIORITIES:
+        raise InvalidRequestError(
+            "invalid_priority", f"priority must be one of {list(PRIORITIES)}, got {p!r}.", {"priority": p}
+        )
+    return get(p)
+
+
+def models() -> list[dict[str, Any]]:
+    """Every model in models.toml, with whether its weights are on this machine.
+
+    Example:
+        >>> any(m["default_for"] == ["standard"] for m in models())
+        True
+    """
+    defs, specs = _table()
+    rows = []
+    for spec in specs.values():
+        rows.append({
+            "name": spec.name,
+            "kind": spec.kind,
+            "backend": spec.backend,
+            "dim": spec.dim,
+            "max_tokens": spec.max_tokens,
+            "weights": spec.weights,
+            "package": spec.package,
+            "installed": spec.installed(),
+            "install": spec.install,
+            "default_for": [k for k, v in defs.items() if v == spec.name],
+        })
+    return rows
