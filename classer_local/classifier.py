@@ -1,0 +1,579 @@
+"""``Classifier``: label prototypes built once, then classify / tag / batch, and sklearn verbs.
+
+How a score is made:
+
+1. **Prior prototypes.** Each label's name (in the model's template, with ``text_type``)
+   and its description are embedded; their normalised mean is the label's prototype.
+   Cosine similarity to the prototypes gives the prior: softmax(s / T) for classify,
+   sigmoid(a·s + b) for tag, with T, a, b fitted on data (``benchmarks/calibrate.py``).
+2. **Examples.** With examples, a logistic-regression head on the embeddings is fitted
+   (multinomial for classify, one-vs-rest for tag) and blended with the prior in log space
+   with weight w = n / (n + k): n examples per label against the prior's pseudo-count k.
+3. **Images and documents** are scored by ``vision.VisualScorer`` and fused with the text
+   score (weights in ``vision``).
+
+Example:
+    >>> clf = Classifier(["billing", "technical"])             # doctest: +SKIP
+    >>> clf.classify("I can't log in").label                    # doctest: +SKIP
+    'technical'
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, overload
+
+import numpy as np
+
+from . import cache as cache_mod
+from . import registry, scoring, validation
+from .errors import ClasserError, InvalidRequestError
+from .results import ClassifyResult, LabelScore, TagResult
+
+
+class Priority(str, Enum):
+    """Model tier: ``standard`` (MiniLM) or ``fast`` (static WordLlama)."""
+
+    STANDARD = "standard"
+    FAST = "fast"
+
+
+class Truncate(str, Enum):
+    """What to do with texts longer than the model's window (Cohere's ``truncate``)."""
+
+    NONE = "NONE"
+    START = "START"
+    END = "END"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: a text, images, a document, or a mix."""
+
+    text: str | None = None
+    image: Any = None
+    file: Any = None
+
+
+def _new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:24]
+
+
+def _opt(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+class Classifier:
+    """A set of labels (with optional descriptions and examples) bound to a model.
+
+    Prototypes are embedded once per instance (and label texts are cached on disk),
+    so repeated calls only embed the inputs.
+
+    Example:
+        >>> clf = Classifier(labels=["hot", "cold"],
+        ...                  descriptions={"hot": "Ready to buy, asking for pricing or a demo"},
+        ...                  examples={"hot": ["Can we get a quote for 500 seats?"]})  # doctest: +SKIP
+        >>> clf.classify("Send me your price list").label                          # doctest: +SKIP
+        'hot'
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str] | None = None,
+        *,
+        descriptions: Mapping[str, str] | None = None,
+        examples: Mapping[str, Sequence[Any]] | None = None,
+        text_type: str | None = None,
+        priority: Priority | str = Priority.STANDARD,
+        model: str | None = None,
+        device: str = "auto",
+        threshold: float = 0.5,
+        cache: bool = True,
+        truncate: Truncate | str | None = None,
+    ) -> None:
+        if labels is None and examples:
+            labels = list(examples)
+        self.labels: list[str] = validation.labels(labels) if labels is not None else []
+        self.descriptions = validation.descriptions(descriptions, self.labels)
+        self.examples = validation.examples(examples, self.labels)
+        self.text_type = text_type.strip() if isinstance(text_type, str) and text_type.strip() else None
+        self.priority = str(_opt(priority) or "standard")
+        self.model = model
+        self.spec = registry.resolve(model, self.priority)
+        self.device = device
+        self.threshold = validation.threshold(threshold)
+        self.cache = cache
+        from .backends._windows import check_truncate
+
+        self.truncate = check_truncate(_opt(truncate))
+        self._lock = threading.RLock()
+        self._built = False
+        self._visual: Any = None
+
+    # ------------------------------------------------------------------ building
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.array(self.labels, dtype=object)
+
+    @property
+    def embedder(self) -> Any:
+        from .backends import load_text
+
+        return load_text(self.spec, self.device)
+
+    def _calib(self, key: str, default: float) -> float:
+        return float(self.spec.calibration.get(key, default))
+
+    def _embed_label_texts(self, texts: list[str]) -> np.ndarray:
+        """Embed label-side texts through the embedding cache (in memory, then on disk)."""
+        unique = list(dict.fromkeys(texts))
+        found = cache_mod.get_vectors(self.spec.model_id, unique) if self.cache else {}
+        missing = [t for t in unique if t not in found]
+        if missing:
+            vecs = self.embedder.encode(missing)
+            new = dict(zip(missing, vecs))
+            found.update(new)
+            if self.cache:
+                cache_mod.put_vectors(self.spec.model_id, new)
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.spec.dim), np.float32)
+
+    def label_texts(self, label: str) -> list[str]:
+        """The texts whose embeddings make ``label``'s prior prototype."""
+        prompt = self.spec.prompt
+        if self.text_type:
+            name = prompt.get("typed_template", "{text_type} about {label}")
+        else:
+            name = prompt.get("name_template", "{label}")
+        texts = [name.format(label=label, text_type=self.text_type or "")]
+        desc = self.descriptions.get(label)
+        if desc:
+            texts.append(prompt.get("description_template", "{label}: {description}").format(
+                label=label, description=desc, text_type=self.text_type or ""))
+        return texts
+
+    def _build(self) -> None:
+        if self._built:
+            return
+        with self._lock:
+            if self._built:
+                return
+            if not self.labels:
+                raise InvalidRequestError("labels_required", "This classifier has no labels: pass labels or call fit().")
+            per_label = [self.label_texts(lb) for lb in self.labels]
+            flat = [t for texts in per_label for t in texts]
+            vecs = self._embed_label_texts(flat)
+            protos, i = [], 0
+            for texts in per_label:
+                protos.append(vecs[i : i + len(texts)].mean(axis=0))
+                i += len(texts)
+            from .backends import l2_normalize
+
+            self.prototypes_ = l2_normalize(np.stack(protos))
+            self._fit_heads()
+            self._built = True
+
+    def _text_examples(self) -> tuple[list[str], list[list[int]]]:
+        """Unique text examples and, for each, the indices of the labels it belongs to."""
+        index = {lb: i for i, lb in enumerate(self.labels)}
+        owners: dict[str, list[int]] = {}
+        for lb, items in self.examples.items():
+            for ex in items:
+                if isinstance(ex, str) and not _looks_like_file(ex):
+                    owners.setdefault(ex, []).append(index[lb])
+        return list(owners), list(owners.values())
+
+    def _fit_heads(self) -> None:
+        from .calibration import BinaryHeads, SoftmaxHead
+
+        self.head_ = None
+        self.tag_head_ = None
+        self.head_weight_ = 0.0
+        texts, owners = self._text_examples()
+        if not texts:
+            return
+        t0 = time.perf_counter()
+        X = self._embed_label_texts(texts)
+        self.example_vectors_ = X
+        L = len(self.labels)
+        labels_with = sorted({i for o in owners for i in o})
+        n_per_label = len(texts) / max(len(labels_with), 1)
+        k = self._calib("prior_weight", 4.0)
+        self.head_weight_ = n_per_label / (n_per_label + k)
+        C = self._calib("head_C", 10.0)
+        if len(labels_with) >= 2:
+            # Multinomial head over the labels that have examples (first owner for multi-label rows).
+            local = {g: j for j, g in enumerate(labels_with)}
+            y = np.array([local[o[0]] for o in owners])
+            self.head_ = SoftmaxHead(len(labels_with), C=C).fit(X, y)
+            self.head_labels_ = np.array(labels_with)
+        Y = np.zeros((len(texts), L), dtype=np.float32)
+        for r, o in enumerate(owners):
+            Y[r, o] = 1.0
+        cols = np.array(labels_with)
+        if len(texts) >= 2 and Y[:, cols].min(axis=0).max() == 0:  # every label seen has a negative
+            self.tag_head_ = BinaryHeads(C=C).fit(X, Y[:, cols])
+            self.tag_head_labels_ = cols
+        self.fit_seconds_ = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ scoring
+    def _text_sims(self, X: np.ndarray) -> np.ndarray:
+        return scoring.cosine(X, self.prototypes_)
+
+    def _classify_logp(self, X: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """Log-probabilities over labels from text vectors ``X`` and their prior sims."""
+        T = self._calib("temperature", 0.05)
+        logp = scoring.log_softmax(sims.astype(np.float64) / T)
+        if self.head_ is None:
+            return logp
+        w = self.head_weight_
+        cols = self.head_labels_
+        head_logp = self.head_.predict_log_proba(X)
+        # Labels without examples keep their prior mass; the head splits the rest.
+        mass = np.log(np.exp(logp[:, cols]).sum(axis=1, keepdims=True) + 1e-300)
+        full = logp.copy()
+        full[:, cols] = head_logp + mass
+        return scoring.log_softmax((1 - w) * logp + w * full)
+
+    def _tag_logits(self, X: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        a, b = self._calib("tag_a", 12.0), self._calib("tag_b", -4.0)
+        z = a * sims.astype(np.float64) + b
+        if self.tag_head_ is None:
+            return z
+        w = self.head_weight_
+        cols = self.tag_head_labels_
+        z = z.copy()
+        z[:, cols] = (1 - w) * z[:, cols] + w * self.tag_head_.decision_function(X)
+        return z
+
+    # ------------------------------------------------------------------ running
+    def _prepare(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray, list[int], list[int], np.ndarray | None]:
+        """Embed the items: text vectors, text sims, tokens, visual tokens, visual sims."""
+        self._build()
+        n = len(items)
+        X = np.zeros((n, self.spec.dim), dtype=np.float32)
+        sims = np.zeros((n, len(self.labels)), dtype=np.float32)
+        tokens = [0] * n
+        vtokens = [0] * n
+        texts: list[str] = []
+        text_idx: list[int] = []
+        visual_items: list[list[Any]] = []
+        visual_idx: list[int] = []
+        for i, it in enumerate(items):
+            text = it.text
+            images: list[Any] = []
+            if it.file is not None:
+                doc = self._load_document(it.file)
+                text = "\n".join(t for t in (text, doc.text) if t)
+                images.extend(doc.pages)
+            if it.image is not None:
+                images.extend(self._load_images(it.image))
+            if text and text.strip():
+                texts.append(text)
+                text_idx.append(i)
+            if images:
+                visual_items.append(images)
+                visual_idx.append(i)
+        if texts:
+            vecs, toks = self.embedder.encode_with_tokens(texts, self.truncate)
+            X[text_idx] = vecs
+            sims[text_idx] = self._text_sims(vecs)
+            for j, i in enumerate(text_idx):
+                tokens[i] = toks[j]
+        vis = None
+        if visual_items:
+            vsims, vt = self._visual_scorer().score(visual_items)
+            vis = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+            vis[visual_idx] = vsims
+            for j, i in enumerate(visual_idx):
+                vtokens[i] = vt[j]
+        has_text = np.zeros(n, dtype=bool)
+        has_text[text_idx] = True
+        self._has_text = has_text
+        return X, sims, tokens, vtokens, vis
+
+    def _load_images(self, image: Any) -> list[Any]:
+        from .inputs import load_images
+
+        return load_images(image)
+
+    def _load_document(self, file: Any) -> Any:
+        from .inputs import load_document
+
+        return load_document(file)
+
+    def _visual_scorer(self) -> Any:
+        with self._lock:
+            if self._visual is None:
+                from .vision import VisualScorer
+
+                self._visual = VisualScorer(
+                    self.labels, self.descriptions, self.examples, self.text_type,
+                    self.embedder, registry.get("image", kind="image"), self.device,
+                )
+        return self._visual
+
+    def _fuse_classify(self, X: np.ndarray, sims: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
+        logp = self._classify_logp(X, sims)
+        if vis is None:
+            return logp
+        from . import vision
+
+        scorer = self._visual_scorer()
+        has_vis = ~np.isnan(vis[:, 0])
+        vis_logp = scoring.log_softmax(np.nan_to_num(vis).astype(np.float64) / scorer.temperature)
+        both = has_vis & self._has_text
+        only_vis = has_vis & ~self._has_text
+        out = logp.copy()
+        out[only_vis] = vis_logp[only_vis]
+        if both.any():
+            out[both] = scoring.log_softmax(vision.TEXT_WEIGHT * logp[both] + vision.VISUAL_WEIGHT * vis_logp[both])
+        return out
+
+    def _fuse_tag(self, X: np.ndarray, sims: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
+        if vis is None:
+            return self._tag_logits(X, sims)
+        from . import vision
+
+        scorer = self._visual_scorer()
+        T = self._calib("temperature", 0.05)
+        has_vis = ~np.isnan(vis[:, 0])
+        # Put visual similarities on the text scale through the two softmax temperatures.
+        vis_as_text = np.nan_to_num(vis) * (T / scorer.temperature)
+        mixed = sims.astype(np.float64).copy()
+        both = has_vis & self._has_text
+        only_vis = has_vis & ~self._has_text
+        mixed[only_vis] = vis_as_text[only_vis]
+        mixed[both] = (vision.TEXT_WEIGHT * sims[both] + vision.VISUAL_WEIGHT * vis_as_text[both]) / (
+            vision.TEXT_WEIGHT + vision.VISUAL_WEIGHT)
+        z = self._tag_logits(X, mixed)
+        return z
+
+    def run(self, items: list[Item], op: str, threshold: float | None = None) -> list[ClassifyResult | TagResult]:
+        """Score ``items`` without the request cache: one result per item, in order."""
+        t0 = time.perf_counter()
+        X, sims, tokens, vtokens, vis = self._prepare(items)
+        n = len(items)
+        results: list[ClassifyResult | TagResult] = []
+        if op == "classify":
+            probs = np.exp(self._fuse_classify(X, sims, vis))
+            ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
+            for i in range(n):
+                p = scoring.round_distribution(probs[i])
+                best = int(np.argmax(probs[i]))
+                results.append(ClassifyResult(
+                    label=self.labels[best], confidence=float(p[best]),
+                    scores={lb: float(v) for lb, v in zip(self.labels, p)},
+                    tokens=tokens[i], visual_tokens=vtokens[i], latency_ms=round(ms, 3),
+                    model=self.spec.name,
+                ))
+        else:
+            thr = self.threshold if threshold is None else validation.threshold(threshold)
+            probs = scoring.sigmoid(self._fuse_tag(X, sims, vis))
+            ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
+            for i in range(n):
+                p = scoring.round_scores(probs[i])
+                order = np.argsort(-probs[i], kind="stable")
+                chosen = [LabelScore(self.labels[j], float(p[j])) for j in order if probs[i, j] >= thr]
+                results.append(TagResult(
+                    labels=chosen, scores={lb: float(v) for lb, v in zip(self.labels, p)},
+                    threshold=thr, tokens=tokens[i], visual_tokens=vtokens[i], latency_ms=round(ms, 3),
+                    model=self.spec.name,
+                ))
+        return results
+
+    # ------------------------------------------------------------------ cached front door
+    def _request_key(self, item: Item, op: str, threshold: float | None) -> str:
+        payload = {
+            "op": op,
+            "model": self.spec.model_id,
+            "labels": sorted(self.labels),
+            "descriptions": self.descriptions,
+            "examples": {k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
+            "text_type": self.text_type,
+            "truncate": self.truncate,
+            "threshold": (self.threshold if threshold is None else threshold) if op == "tag" else None,
+            "text": item.text,
+            "image": _fingerprint(item.image),
+            "file": _fingerprint(item.file),
+        }
+        if item.image is not None or item.file is not None:
+            payload["image_model"] = registry.get("image", kind="image").model_id
+        return cache_mod.request_key(payload)
+
+    def _score(self, items: list[Item], op: str, threshold: float | None, cache: bool | None,
+               endpoint: str) -> list[Any]:
+        from . import usagelog as usage
+
+        use_cache = self.cache if cache is None else cache
+        t0 = time.perf_counter()
+        thr = None if threshold is None else validation.threshold(threshold)
+        keys: list[str | None] = [None] * len(items)
+        out: list[Any] = [None] * len(items)
+        todo: list[int] = []
+        try:
+            for i, it in enumerate(items):
+                _check_item(it, i if len(items) > 1 else None)
+            for i, it in enumerate(items):
+                if use_cache:
+                    keys[i] = self._request_key(it, op, thr)
+                    hit = cache_mod.get_result(keys[i])  # type: ignore[arg-type]
+                    if hit is not None:
+                        out[i] = _from_cache(hit[0], self.labels, hit[1])
+                        continue
+                todo.append(i)
+            if todo:
+                fresh = self.run([items[i] for i in todo], op, thr)
+                for i, r in zip(todo, fresh):
+                    out[i] = r
+                    if use_cache and keys[i] is not None:
+                        cache_mod.put_result(keys[i], r.to_dict())  # type: ignore[arg-type]
+        except ClasserError as exc:
+            usage.record(endpoint=endpoint, model=self.spec.name, labels=len(self.labels), items=len(items),
+                         latency_ms=(time.perf_counter() - t0) * 1000, status="error", error_code=exc.code)
+            raise
+        total_ms = (time.perf_counter() - t0) * 1000
+        per = total_ms / len(items)
+        final = []
+        for r in out:
+            rid = _new_request_id()
+            final.append(r.with_meta(latency_ms=round(per, 3), request_id=rid))
+        usage.record_results(endpoint=endpoint, model=self.spec.name, labels=len(self.labels),
+                             results=final, latency_ms=total_ms)
+        return final
+
+    # ------------------------------------------------------------------ public verbs
+    @overload
+    def classify(self, text: str | None = None, *, image: Any = None, file: Any = None,
+                 cache: bool | None = None) -> ClassifyResult: ...
+    @overload
+    def classify(self, text: list[str], *, image: Any = None, file: Any = None,
+                 cache: bool | None = None) -> list[ClassifyResult]: ...
+
+    def classify(self, text: Any = None, *, image: Any = None, file: Any = None,
+                 cache: bool | None = None) -> Any:
+        """One label per input (softmax over labels). A list of texts returns a list.
+
+        Example:
+            >>> Classifier(["sports", "politics"]).classify("The match ended 2-1").label  # doctest: +SKIP
+            'sports'
+        """
+        if isinstance(text, list):
+            return self._score(_items(validation.batch(text)), "classify", None, cache, "classify_batch")
+        return self._score([Item(text, image, file)], "classify", None, cache, "classify")[0]
+
+    @overload
+    def tag(self, text: str | None = None, *, image: Any = None, file: Any = None,
+            threshold: float | None = None, cache: bool | None = None) -> TagResult: ...
+    @overload
+    def tag(self, text: list[str], *, image: Any = None, file: Any = None,
+            threshold: float | None = None, cache: bool | None = None) -> list[TagResult]: ...
+
+    def tag(self, text: Any = None, *, image: Any = None, file: Any = None,
+            threshold: float | None = None, cache: bool | None = None) -> Any:
+        """Every label whose calibrated confidence reaches ``threshold``. A list returns a list."""
+        if isinstance(text, list):
+            return self._score(_items(validation.batch(text)), "tag", threshold, cache, "tag_batch")
+        return self._score([Item(text, image, file)], "tag", threshold, cache, "tag")[0]
+
+    def classify_items(self, items: list[Item], cache: bool | None = None) -> list[ClassifyResult]:
+        return self._score(validation.batch(items, "inputs"), "classify", None, cache, "classify_batch")
+
+    def tag_items(self, items: list[Item], threshold: float | None = None,
+                  cache: bool | None = None) -> list[TagResult]:
+        return self._score(validation.batch(items, "inputs"), "tag", threshold, cache, "tag_batch")
+
+    # ------------------------------------------------------------------ scikit-learn verbs
+    def fit(self, X: Sequence[str], y: Sequence[str]) -> Classifier:
+        """Use ``X`` as examples of labels ``y`` (labels not yet known are added). Returns ``self``."""
+        if len(X) != len(y):
+            raise InvalidRequestError("fit_length_mismatch", f"X has {len(X)} rows but y has {len(y)}.",
+                                      {"X": len(X), "y": len(y)})
+        examples: dict[str, list[Any]] = {}
+        for text, label in zip(X, y):
+            examples.setdefault(str(label), []).append(text)
+        labels = list(self.labels) + sorted(lb for lb in examples if lb not in self.labels)
+        self.labels = validation.labels(labels)
+        self.examples = validation.examples(examples, self.labels)
+        self._built = False
+        self._visual = None
+        self._build()
+        return self
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """(n, n_labels) probabilities, columns in ``classes_`` order."""
+        items = _items(list(X))
+        out = []
+        for start in range(0, len(items), validation.MAX_BATCH):
+            chunk = items[start : start + validation.MAX_BATCH]
+            Xv, sims, _, _, vis = self._prepare(chunk)
+            out.append(np.exp(self._fuse_classify(Xv, sims, vis)))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __repr__(self) -> str:
+        return f"Classifier(labels={self.labels!r}, model={self.spec.name!r})"
+
+
+def _items(values: list[Any]) -> list[Item]:
+    return [v if isinstance(v, Item) else Item(text=v) for v in values]
+
+
+def _check_item(item: Item, index: int | None) -> None:
+    if item.image is None and item.file is None:
+        validation.text(item.text, index)
+    elif item.text is not None and not isinstance(item.text, str):
+        validation.text(item.text, index)
+
+
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pdf", ".docx")
+
+
+def _looks_like_file(value: str) -> bool:
+    """A string example that names an image or document file (rather than example text)."""
+    if len(value) > 4096 or "\n" in value:
+        return False
+    low = value.lower()
+    if low.startswith("data:"):
+        return True
+    if low.endswith(_FILE_SUFFIXES):
+        import os
+
+        return os.path.exists(value) or low.startswith(("http://", "https://"))
+    return False
+
+
+def _fingerprint(value: Any) -> Any:
+    """A stable, content-based stand-in for an input in a cache key."""
+    import hashlib
+
+    if value is None or isinstance(value, (int, float, bool)):
+        return value
+    if isinstance(value, str):
+        if _looks_like_file(value) and not value.lower().startswith(("http://", "https://", "data:")):
+            with open(value, "rb") as fh:
+                return "sha256:" + hashlib.sha256(fh.read()).hexdigest()
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "sha256:" + hashlib.sha256(bytes(value)).hexdigest()
+    if isinstance(value, (list, tuple)):
+        return [_fingerprint(v) for v in value]
+    if hasattr(value, "tobytes") and hasattr(value, "size"):  # PIL.Image
+        return "sha256:" + hashlib.sha256(value.tobytes()).hexdigest() + f":{value.size}"
+    if hasattr(value, "__fspath__"):
+        return _fingerprint(str(value))
+    return repr(value)
+
+
+def _from_cache(data: dict[str, Any], labels: list[str], age: float) -> ClassifyResult | TagResult:
+    from .results import result_from_dict
+
+    # Keys sort labels, so a hit may come from a call with another label order: restore the caller's.
+    data = {**data, "scores": {lb: data["scores"][lb] for lb in labels}, "cached": True}
+    return result_from_dict(data).with_meta(cache_age_s=round(age, 3))
