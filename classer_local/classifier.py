@@ -114,6 +114,8 @@ class Classifier:
         self._lock = threading.RLock()
         self._built = False
         self._visual: Any = None
+        self.ref: str | None = None  # "name@vN" when loaded from the store
+        self.tag_platt_: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ building
     @property
@@ -248,6 +250,9 @@ class Classifier:
         cols = self.tag_head_labels_
         z = z.copy()
         z[:, cols] = (1 - w) * z[:, cols] + w * self.tag_head_.decision_function(X)
+        if self.tag_platt_ is not None:
+            a, b = self.tag_platt_
+            z = a * z + b
         return z
 
     # ------------------------------------------------------------------ running
@@ -393,7 +398,7 @@ class Classifier:
             "model": self.spec.model_id,
             "labels": sorted(self.labels),
             "descriptions": self.descriptions,
-            "examples": {k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
+            "examples": self.ref or {k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
             "text_type": self.text_type,
             "truncate": self.truncate,
             "threshold": (self.threshold if threshold is None else threshold) if op == "tag" else None,
@@ -486,6 +491,97 @@ class Classifier:
     def tag_items(self, items: list[Item], threshold: float | None = None,
                   cache: bool | None = None) -> list[TagResult]:
         return self._score(validation.batch(items, "inputs"), "tag", threshold, cache, "tag_batch")
+
+    # ------------------------------------------------------------------ calibration and state
+    def calibrate(self, folds: int = 4, min_per_label: int = 4) -> bool:
+        """Fit tag calibration for these labels from the examples by cross-validation.
+
+        Out-of-fold tag logits of every example against every label are Platt-scaled, so
+        ``tag`` confidences are calibrated for this classifier's own labels. Needs at least
+        ``min_per_label`` text examples for every label; returns whether it calibrated.
+        """
+        self._build()
+        texts, owners = self._text_examples()
+        counts = np.zeros(len(self.labels), dtype=int)
+        for o in owners:
+            counts[o] += 1
+        if not texts or counts.min() < min_per_label:
+            return False
+        from .calibration import fit_platt
+
+        X = self.example_vectors_
+        sims = self._text_sims(X)
+        Y = np.zeros((len(texts), len(self.labels)))
+        for r, o in enumerate(owners):
+            Y[r, o] = 1.0
+        rng = np.random.default_rng(0)
+        fold = rng.permutation(len(texts)) % folds
+        logits = np.zeros_like(Y)
+        full = (self.head_, self.tag_head_, self.tag_platt_, self.example_vectors_)
+        try:
+            self.tag_platt_ = None
+            for f in range(folds):
+                train = fold != f
+                sub = Classifier.__new__(Classifier)
+                sub.__dict__.update(self.__dict__)
+                sub.examples = {}
+                for r in np.flatnonzero(train):
+                    for o in owners[r]:
+                        sub.examples.setdefault(self.labels[o], []).append(texts[r])
+                sub._fit_heads()
+                logits[fold == f] = sub._tag_logits(X[fold == f], sims[fold == f])
+        finally:
+            self.head_, self.tag_head_, self.tag_platt_, self.example_vectors_ = full
+        self.tag_platt_ = fit_platt(logits, Y)
+        return True
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted classifier as (JSON-able config, arrays): what ``store`` saves."""
+        self._build()
+        config = {
+            "labels": self.labels, "descriptions": self.descriptions, "text_type": self.text_type,
+            "model": self.spec.name, "priority": self.priority, "threshold": self.threshold,
+            "truncate": self.truncate, "head_weight": self.head_weight_,
+            "tag_platt": list(self.tag_platt_) if self.tag_platt_ else None,
+            "visual_examples": {k: [x for x in v if not isinstance(x, str) or _looks_like_file(x)]
+                                for k, v in self.examples.items()},
+        }
+        arrays = {"prototypes": self.prototypes_}
+        if self.head_ is not None:
+            arrays.update(head_coef=self.head_.coef_, head_intercept=self.head_.intercept_,
+                          head_labels=self.head_labels_)
+        if self.tag_head_ is not None:
+            arrays.update(tag_coef=self.tag_head_.coef_, tag_intercept=self.tag_head_.intercept_,
+                          tag_labels=self.tag_head_labels_)
+        return config, arrays
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: Mapping[str, np.ndarray], device: str = "auto",
+                   ref: str | None = None) -> Classifier:
+        """Rebuild a fitted classifier from ``get_state`` output, with no re-encoding."""
+        from .calibration import BinaryHeads, SoftmaxHead
+
+        clf = cls(config["labels"], descriptions=config.get("descriptions"), text_type=config.get("text_type"),
+                  model=config["model"], device=device, threshold=config.get("threshold", 0.5),
+                  truncate=config.get("truncate"))
+        visual = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
+        clf.examples = visual
+        clf.ref = ref
+        clf.prototypes_ = np.asarray(arrays["prototypes"], dtype=np.float32)
+        clf.head_weight_ = float(config.get("head_weight", 0.0))
+        clf.head_ = clf.tag_head_ = None
+        if "head_coef" in arrays:
+            clf.head_ = SoftmaxHead(len(arrays["head_labels"]))
+            clf.head_.coef_, clf.head_.intercept_ = arrays["head_coef"], arrays["head_intercept"]
+            clf.head_labels_ = np.asarray(arrays["head_labels"])
+        if "tag_coef" in arrays:
+            clf.tag_head_ = BinaryHeads()
+            clf.tag_head_.coef_, clf.tag_head_.intercept_ = arrays["tag_coef"], arrays["tag_intercept"]
+            clf.tag_head_labels_ = np.asarray(arrays["tag_labels"])
+        platt = config.get("tag_platt")
+        clf.tag_platt_ = (float(platt[0]), float(platt[1])) if platt else None
+        clf._built = True
+        return clf
 
     # ------------------------------------------------------------------ scikit-learn verbs
     def fit(self, X: Sequence[str], y: Sequence[str]) -> Classifier:
