@@ -172,72 +172,38 @@ def _read_ndjson(path: str) -> Iterator[tuple[int, Any]]:
             fh.close()
 
 
-def _count_lines(path: str) -> int | None:
-    if path == "-":
-        return None
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
-
-
 def cmd_batch_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from classer_local.api import get_classifier
-    from classer_local.classifier import Item
-    from classer_local.errors import ClasserError
+    """A batch job run here and now: progress bar, results to ``-o``, the job removed unless ``--keep-job``."""
+    from classer_local import jobs
 
     opts = _options(args)
-    cache = opts.pop("cache")
-    clf = get_classifier(**opts)
-    total = _count_lines(args.input)
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
-    counts = {"rows": 0, "errors": 0, "tokens": 0}
-
-    def score(rows: list[tuple[int, dict[str, Any]]]) -> list[Any]:
-        items = [Item(r.get("text"), r.get("image"), r.get("file")) for _, r in rows]
-        try:
-            if args.kind == "tag":
-                return clf.tag_items(items, threshold=args.threshold, cache=cache)
-            return clf.classify_items(items, cache=cache)
-        except ClasserError as exc:
-            if len(rows) == 1:
-                return [exc]
-            return [score([row])[0] for row in rows]  # find the bad rows; the rest still score
-
-    def write(rows: list[tuple[int, dict[str, Any]]]) -> None:
-        for (line, row), res in zip(rows, score(rows)):
-            rec: dict[str, Any] = {"line": line}
-            if "id" in row:
-                rec["id"] = row["id"]
-            if isinstance(res, ClasserError):
-                rec["error"] = res.to_dict()
-                counts["errors"] += 1
-            else:
-                rec.update(res.to_dict())
-                counts["tokens"] += 0 if res.cached else res.tokens
-            counts["rows"] += 1
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-
+    opts.pop("cache")
+    source: Any = sys.stdin.buffer if args.input == "-" else _existing(args.input)
+    job = jobs.create(source, opts.pop("labels"), kind=args.kind, threshold=args.threshold,
+                      chunk_size=args.chunk_size, **{k: v for k, v in opts.items() if v is not None})
     try:
-        with tqdm(total=total, unit="row", disable=args.no_progress or None, file=sys.stderr) as bar:
-            chunk: list[tuple[int, dict[str, Any]]] = []
-            for row in _read_ndjson(args.input):
-                chunk.append(row)
-                if len(chunk) >= args.chunk_size:
-                    write(chunk)
-                    bar.update(len(chunk))
-                    chunk = []
-            if chunk:
-                write(chunk)
-                bar.update(len(chunk))
+        job.start(wait=True, progress=not args.no_progress)
+        info = job.to_dict()
+        if info["status"] != "completed":
+            err = info.get("error") or {}
+            raise CliError(f"job {job.id} {info['status']}: {err.get('message', '')}")
+        out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+        tokens = 0
+        try:
+            for row in job.results():
+                tokens += 0 if row.get("cached") else int(row.get("tokens") or 0)
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        finally:
+            if out is not sys.stdout:
+                out.close()
     finally:
-        if out is not sys.stdout:
-            out.close()
-    summary = {"output": args.output or "-", **counts}
+        if not args.keep_job:
+            job.delete()
+    summary = {"job_id": job.id, "output": args.output or "-", "rows": info["processed"],
+               "errors": info["failed"], "tokens": tokens}
     if args.output not in (None, "-"):
-        _emit(args, summary, f"{counts['rows']} rows -> {args.output} ({counts['errors']} errors, "
-                             f"{counts['tokens']} tokens)")
-    return 0 if counts["errors"] == 0 else EXIT_ERROR
+        _emit(args, summary, f"{info['processed']} rows -> {args.output} ({info['failed']} errors, {tokens} tokens)")
+    return 0 if info["failed"] == 0 else EXIT_ERROR
 
 
 # ---------------------------------------------------------------------- jobs
@@ -250,16 +216,10 @@ def _jobs() -> Any:
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
-    if isinstance(job, dict):
-        return job
-    for attr in ("to_dict", "info"):
-        fn = getattr(job, attr, None)
-        if callable(fn):
-            return fn()  # type: ignore[no-any-return]
-    return {"id": getattr(job, "id", str(job))}
+    return job.to_dict()  # type: ignore[no-any-return]
 
 
-_JOB_COLUMNS = ("id", "status", "kind", "total", "done", "created_at")
+_JOB_COLUMNS = ("id", "status", "kind", "processed", "failed", "total", "created_at")
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -277,12 +237,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         d = _job_dict(job)
         _emit(args, d, f"{args.id}: {d.get('status', 'started')}")
     elif args.jobs_command == "results":
-        results = job.results()
-        if isinstance(results, (str, Path)):
-            with open(results, encoding="utf-8") as fh:
-                rows = [json.loads(line) for line in fh if line.strip()]
-        else:
-            rows = list(results)
+        rows = list(job.results())
         if args.output:
             with open(args.output, "w", encoding="utf-8") as fh:
                 for r in rows:
@@ -589,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--threshold", type=float, help="tag threshold")
     br.add_argument("--chunk-size", type=int, default=256)
     br.add_argument("--no-progress", action="store_true")
+    br.add_argument("--keep-job", action="store_true", help="keep the job (see `jobs list`) after writing")
     _add_labels(br)
     _add_json(br)
     br.set_defaults(func=cmd_batch_run)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,7 +46,7 @@ from ..errors import (
 )
 from . import errors as server_errors
 from .batching import MicroBatcher
-from .keys import KeyStore
+from .keys import MAX_LIMIT, KeyStore
 from .ratelimit import Decision, RateLimiter
 
 MAX_BODY_BYTES = 1_000_000
@@ -126,9 +127,11 @@ class CohereRequest(BaseModel):
 
 class KeyCreateRequest(_Body):
     name: str = Field(..., min_length=1, max_length=100)
-    quota: int | None = Field(None, ge=0, description="Token budget; null for unlimited.")
-    rpm: int | None = Field(None, ge=0, description="Requests per minute; null for the server default, 0 unlimited.")
-    tpm: int | None = Field(None, ge=0, description="Tokens per minute; null for the server default, 0 unlimited.")
+    quota: int | None = Field(None, ge=0, le=MAX_LIMIT, description="Token budget; null for unlimited.")
+    rpm: int | None = Field(None, ge=0, le=MAX_LIMIT,
+                            description="Requests per minute; null for the server default, 0 unlimited.")
+    tpm: int | None = Field(None, ge=0, le=MAX_LIMIT,
+                            description="Tokens per minute; null for the server default, 0 unlimited.")
     admin: bool = False
 
 
@@ -716,13 +719,36 @@ def _jobs() -> Any:
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
-    if isinstance(job, dict):
-        return job
-    for attr in ("to_dict", "info"):
-        fn = getattr(job, attr, None)
-        if callable(fn):
-            return fn()  # type: ignore[no-any-return]
-    raise ServerError("internal_error", "A batch job could not be described.")
+    d = dict(job.to_dict())
+    # Server paths are no business of the client's; it reads results through the API.
+    d.pop("input", None)
+    d.pop("results", None)
+    d["results_url"] = f"/v1/batch/{d['id']}/results"
+    return d
+
+
+def _scan_upload(path: Path) -> None:
+    """Refuse uploaded rows whose image/file names a path on this machine (the job would read it)."""
+    import json
+
+    with open(path, "rb") as fh:
+        for row, raw in enumerate(fh):
+            if b'"image"' not in raw and b'"file"' not in raw:
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue  # the job reports bad lines itself
+            if not isinstance(obj, dict):
+                continue
+            for name in ("image", "file"):
+                values = obj.get(name)
+                for v in values if isinstance(values, list) else [values]:
+                    if isinstance(v, str) and len(v) < 4096 and not v[:8].lower().startswith(
+                            ("data:", "http://", "https:/")) and os.path.exists(v):
+                        raise InvalidRequestError(
+                            "path_not_allowed", f"Row {row}: over HTTP, {name} must be base64, a data: URL or "
+                            "an http(s) URL, not a path on the server.", {"row": row, "field": name})
 
 
 def _install_jobs(app: FastAPI, state: _AppState) -> None:
@@ -734,9 +760,18 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
         form_fields: dict[str, Any] = {}
         ctype = request.headers.get("content-type", "").lower()
         size = 0
+
+        def too_large() -> InvalidRequestError:
+            return InvalidRequestError("request_too_large", f"The upload is larger than {limit} bytes.",
+                                       {"max_bytes": limit})
+
         try:
             if ctype.startswith("multipart/form-data"):
-                form = await request.form(max_files=1, max_fields=20)
+                try:
+                    form = await request.form(max_files=1, max_fields=20)
+                except Exception as exc:  # malformed multipart
+                    raise InvalidRequestError("multipart_invalid", f"Could not read the multipart body: {exc}.") \
+                        from None
                 upload = form.get("file")
                 if upload is None or isinstance(upload, str):
                     raise InvalidRequestError("file_required", "Upload the NDJSON as the multipart field `file`.")
@@ -744,8 +779,7 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
                     while chunk := await upload.read(1 << 20):
                         size += len(chunk)
                         if size > limit:
-                            raise InvalidRequestError("request_too_large", f"The upload is larger than {limit} bytes.",
-                                                      {"max_bytes": limit})
+                            raise too_large()
                         fh.write(chunk)
                 form_fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
                 form_fields["label"] = [v for v in form.getlist("label") if isinstance(v, str)]
@@ -754,20 +788,18 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
                     async for chunk in request.stream():
                         size += len(chunk)
                         if size > limit:
-                            raise InvalidRequestError("request_too_large", f"The upload is larger than {limit} bytes.",
-                                                      {"max_bytes": limit})
+                            raise too_large()
                         fh.write(chunk)
             if size == 0:
                 raise InvalidRequestError("file_empty", "The uploaded NDJSON is empty.")
+            await run_in_threadpool(_scan_upload, path)
         except BaseException:
-            import shutil
-
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return path, form_fields
 
     @app.post("/v1/batch", tags=["jobs"], status_code=201, responses=_ERRORS,
-              openapi_extra={"requestBody": {"content": {
+              openapi_extra={"requestBody": {"required": True, "content": {
                   "application/x-ndjson": {"schema": {"type": "string"}},
                   "multipart/form-data": {"schema": {"type": "object", "properties": {
                       "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
@@ -775,27 +807,29 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
                          labels: str | None = Query(None, description="Comma-separated labels."),
                          label: list[str] | None = Query(None, description="A label; repeat for more."),
                          classifier: str | None = None, kind: Literal["classify", "tag"] = "classify",
-                         priority: Priority | None = None, threshold: float | None = Query(None, ge=0, le=1),
+                         priority: Priority | None = None,
+                         threshold: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
                          start: bool = False) -> dict[str, Any]:
+        """Upload NDJSON rows ``{"id"?, "text" | "image" | "file"}`` as a job; ``start=true`` runs it now."""
         jobs = _jobs()
         path, form = await upload_to_file(request)
-        names = [*(label or []), *form.get("label", [])]
-        for raw in (labels, form.get("labels")):
-            if raw:
-                names.extend(x.strip() for x in raw.split(",") if x.strip())
-        classifier = classifier or form.get("classifier")
-        kind = form.get("kind", kind)
-        _check_strings([names, classifier, kind])
-        kwargs: dict[str, Any] = {"kind": kind}
-        if names:
-            kwargs["labels"] = names
-        if classifier:
-            kwargs["classifier"] = classifier
-        if priority or form.get("priority"):
-            kwargs["priority"] = priority or form.get("priority")
-        if threshold is not None:
-            kwargs["threshold"] = threshold
-        job = await run_in_threadpool(lambda: jobs.create(str(path), **kwargs))
+        try:
+            names = [*(label or []), *form.get("label", [])]
+            for raw in (labels, form.get("labels")):
+                if raw:
+                    names.extend(x.strip() for x in raw.split(",") if x.strip())
+            classifier = classifier or form.get("classifier")
+            kind = form.get("kind", kind)
+            _check_strings([names, classifier, kind])
+            kwargs: dict[str, Any] = {"kind": kind, "priority": priority or form.get("priority") or "standard",
+                                      "threshold": threshold, "copy": True}
+            if names:
+                kwargs["labels"] = names
+            if classifier:
+                kwargs["classifier"] = classifier
+            job = await run_in_threadpool(lambda: jobs.create(str(path), **kwargs))
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
         if start or str(form.get("start", "")).lower() in ("1", "true", "yes"):
             await run_in_threadpool(lambda: job.start(wait=False))
         return _job_dict(job)
@@ -803,37 +837,46 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
     @app.post("/v1/batch/{job_id}/start", tags=["jobs"], responses=_ERRORS)
     async def start_job(job_id: str, caller: Caller = Depends(metered)) -> dict[str, Any]:
         jobs = _jobs()
+        _check_strings(job_id)
         job = await run_in_threadpool(jobs.get, job_id)
         await run_in_threadpool(lambda: job.start(wait=False))
         return _job_dict(job)
 
     @app.get("/v1/batch", tags=["jobs"], responses=_ERRORS)
-    async def list_jobs(caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def list_jobs(caller: Caller = Depends(authenticate),
+                        status: Literal["created", "running", "completed", "failed", "cancelled"] | None = None
+                        ) -> dict[str, Any]:
         jobs = _jobs()
-        return {"jobs": [_job_dict(j) for j in await run_in_threadpool(jobs.list)]}
+        return {"jobs": await run_in_threadpool(lambda: [_job_dict(j) for j in jobs.list(status)])}
 
     @app.get("/v1/batch/{job_id}", tags=["jobs"], responses=_ERRORS)
     async def get_job(job_id: str, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
         jobs = _jobs()
-        return _job_dict(await run_in_threadpool(jobs.get, job_id))
+        _check_strings(job_id)
+        return await run_in_threadpool(lambda: _job_dict(jobs.get(job_id)))
 
     @app.get("/v1/batch/{job_id}/results", tags=["jobs"], responses=_ERRORS)
-    async def job_results(job_id: str, caller: Caller = Depends(authenticate)) -> Any:
-        jobs = _jobs()
-        job = await run_in_threadpool(jobs.get, job_id)
-        results = await run_in_threadpool(job.results)
-        if isinstance(results, (str, Path)):
-            from fastapi.responses import FileResponse
+    async def job_results(job_id: str, caller: Caller = Depends(authenticate)) -> StreamingResponse:
+        """The result lines written so far, as NDJSON, in input order."""
+        import json
 
-            return FileResponse(str(results), media_type="application/x-ndjson")
-        return {"results": list(results)}
+        jobs = _jobs()
+        _check_strings(job_id)
+        job = await run_in_threadpool(jobs.get, job_id)
+
+        def lines() -> Any:
+            for row in job.results():
+                yield (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson",
+                                 headers={"X-Job-Status": job.status})
 
     @app.delete("/v1/batch/{job_id}", tags=["jobs"], responses=_ERRORS)
     async def delete_job(job_id: str, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
         jobs = _jobs()
-        job = await run_in_threadpool(jobs.get, job_id)
-        await run_in_threadpool(job.delete)
-        return {"id": job_id, "deleted": True}
+        _check_strings(job_id)
+        await run_in_threadpool(jobs.delete, job_id)
+        return {"id": job_id, "object": "job", "deleted": True}
 
 
 def _upload_dir() -> Path:

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS keys (
 _PUBLIC = ("id", "name", "quota", "used", "rpm", "tpm", "admin", "created", "revoked")
 _KEY_RE = re.compile(r"^clk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 MAX_NAME_CHARS = 100
+MAX_LIMIT = 2**62  # SQLite INTEGER is 64-bit signed; leave room for used + charge
 
 
 def default_path() -> Path:
@@ -67,9 +68,9 @@ def _public(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
 def _limit(name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequestError(f"{name}_invalid", f"{name} must be a non-negative integer or null.",
-                                  {name: value})
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
+        raise InvalidRequestError(f"{name}_invalid", f"{name} must be an integer in [0, 2**62] or null.",
+                                  {name: value if isinstance(value, int) and abs(value) < 2**63 else str(value)})
     return value
 
 
@@ -151,6 +152,8 @@ class KeyStore:
         for name in ("quota", "rpm", "tpm", "used"):
             if name in changes:
                 cols[name] = _limit(name, changes[name])
+        if "used" in cols and cols["used"] is None:
+            raise InvalidRequestError("used_invalid", "used must be an integer.")
         if changes.get("revoked"):
             cols["revoked"] = time.time()
         if cols:
