@@ -22,7 +22,12 @@ from .scoring import log_softmax
 def _lbfgs(fun, x0: np.ndarray, maxiter: int = 200) -> np.ndarray:
     from scipy.optimize import minimize
 
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    def fun64(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad = fun(theta.astype(np.float32))
+        return float(loss), grad.astype(np.float64)
+
+    # float32 inside the objective: the matrix products dominate and halve in cost.
+    res = minimize(fun64, x0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": 1e-4})
     return res.x
 
 
@@ -35,10 +40,10 @@ class SoftmaxHead:
         self.max_iter = max_iter
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> SoftmaxHead:
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float32)
         n, d = X.shape
         k = self.n_classes
-        Y = np.zeros((n, k))
+        Y = np.zeros((n, k), dtype=np.float32)
         Y[np.arange(n), y] = 1.0
         lam = 1.0 / self.C
 
@@ -72,15 +77,15 @@ class BinaryHeads:
         self.max_iter = max_iter
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> BinaryHeads:
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float32)
+        Y = np.asarray(Y, dtype=np.float32)
         n, d = X.shape
         k = Y.shape[1]
         lam = 1.0 / self.C
         # Balance positives and negatives per label so rare labels are not drowned out.
         pos = np.maximum(Y.sum(axis=0), 1.0)
         neg = np.maximum(n - Y.sum(axis=0), 1.0)
-        Wt = np.where(Y > 0, n / (2 * pos), n / (2 * neg))
+        Wt = np.where(Y > 0, n / (2 * pos), n / (2 * neg)).astype(np.float32)
 
         def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W = theta[: k * d].reshape(k, d)

@@ -1,0 +1,144 @@
+"""Fit each text model's calibration on training data and write it into models.toml.
+
+    python benchmarks/calibrate.py --data ../shared/evaldata [--priority standard|fast] [--write]
+
+Fitted on the *training* pools only (never the test rows):
+- ``temperature``: softmax temperature of classify, by the negative log-likelihood of the
+  true label over AG News, SST-2, Emotion, TREC and Banking77 (names + descriptions);
+- ``tag_a``, ``tag_b``: Platt scaling sigmoid(a·cos + b) of one-vs-rest pairs from the same
+  sets plus GoEmotions (multi-label), each set weighted equally;
+- ``prior_weight`` and ``head_C``: the blend of the name/description prior with the
+  few-shot head, by grid search on 8- and 32-shot splits drawn from the pools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, REPO, TEXT_SETS, descriptions, load_set, read_jsonl, sample_few_shot  # noqa: E402
+
+import classer_local as cl  # noqa: E402
+from classer_local.calibration import fit_platt, fit_temperature  # noqa: E402
+from classer_local.scoring import log_softmax  # noqa: E402
+
+POOL_ROWS = 800
+
+
+def described(name: str, labels: list[str], desc: dict, **kw) -> cl.Classifier:
+    names = desc.get("names", {})
+    shown = [names.get(lb, lb) for lb in labels]
+    descs = {names.get(k, k): v for k, v in desc.get("descriptions", {}).items()}
+    return cl.Classifier(shown, descriptions=descs, text_type=desc.get("text_type"), cache=True, **kw)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--priority", default="standard")
+    ap.add_argument("--write", action="store_true", help="write the fitted values into models.toml")
+    args = ap.parse_args(argv)
+    desc_all = descriptions()
+    sims_all, y_all, pairs = [], [], []
+    fewshot_sets = []
+    for name in TEXT_SETS:
+        ds = load_set(args.data, name)
+        rng = random.Random(7)
+        pool = ds["pool"]
+        held = rng.sample(pool, min(POOL_ROWS, len(pool) // 2))
+        clf = described(name, ds["labels"], desc_all[name], priority=args.priority)
+        X = clf.embedder.encode([r["text"] for r in held])
+        clf._build()
+        S = X @ clf.prototypes_.T
+        y = np.array([ds["labels"].index(r["label"]) for r in held])
+        sims_all.append(S)
+        y_all.append(y)
+        T = np.zeros_like(S)
+        T[np.arange(len(y)), y] = 1
+        pairs.append((S.ravel(), T.ravel()))
+        fewshot_sets.append((name, ds, clf, X, y, held))
+        print(f"{name}: {len(held)} pool rows embedded", flush=True)
+    # GoEmotions (multi-label) for tag calibration
+    ge = Path(args.data) / "goemotions"
+    ge_labels = json.loads((ge / "labels.json").read_text())
+    rows = random.Random(7).sample(read_jsonl(ge / "train_sample5000_seed42.jsonl"), POOL_ROWS)
+    clf = described("goemotions", ge_labels, desc_all["goemotions"], priority=args.priority)
+    X = clf.embedder.encode([r["text"] for r in rows])
+    clf._build()
+    S = X @ clf.prototypes_.T
+    T = np.array([[lb in r["labels"] for lb in ge_labels] for r in rows], dtype=np.float64)
+    pairs.append((S.ravel(), T.ravel()))
+
+    # temperature: each set contributes equally (rows are already equal in number)
+    temps = [fit_temperature(s, y) for s, y in zip(sims_all, y_all)]
+    temperature = float(np.exp(np.mean(np.log(temps))))
+    print("per-set temperatures", [round(t, 4) for t in temps], "-> geometric mean", round(temperature, 4))
+
+    # tag Platt: equal weight per set by resampling each to the same number of pairs
+    rng = np.random.default_rng(0)
+    n_pairs = min(len(s) for s, _ in pairs)
+    ss, tt = [], []
+    for s, t in pairs:
+        idx = rng.choice(len(s), n_pairs, replace=False)
+        ss.append(s[idx])
+        tt.append(t[idx])
+    tag_a, tag_b = fit_platt(np.concatenate(ss), np.concatenate(tt))
+    print(f"tag Platt: a={tag_a:.3f} b={tag_b:.3f}")
+
+    # prior weight and head C for few-shot: train on N-shot from the pool minus held rows, test on held rows
+    grid = {}
+    for k in (1.0, 2.0, 4.0, 8.0, 16.0):
+        for C in (1.0, 4.0, 10.0, 30.0):
+            grid[(k, C)] = []
+    for name, ds, clf, X, y, held in fewshot_sets:
+        held_texts = {r["text"] for r in held}
+        rest = [r for r in ds["pool"] if r["text"] not in held_texts]
+        for shots in (8, 32):
+            Xs, ys = sample_few_shot(rest, ds["labels"], shots, 0)
+            Xe = clf._embed_label_texts(Xs)
+            yi = np.array([ds["labels"].index(v) for v in ys])
+            from classer_local.calibration import SoftmaxHead
+
+            prior = log_softmax(X @ clf.prototypes_.T / temperature)
+            for C in (1.0, 4.0, 10.0, 30.0):
+                head = SoftmaxHead(len(ds["labels"]), C=C).fit(Xe, yi)
+                hl = head.predict_log_proba(X)
+                n = shots
+                for k in (1.0, 2.0, 4.0, 8.0, 16.0):
+                    w = n / (n + k)
+                    acc = float((((1 - w) * prior + w * hl).argmax(1) == y).mean())
+                    grid[(k, C)].append(acc)
+    ranked = sorted(grid.items(), key=lambda kv: -np.mean(kv[1]))
+    for (k, C), accs in ranked[:5]:
+        print(f"prior_weight={k} head_C={C}: mean acc {np.mean(accs):.4f}")
+    (prior_weight, head_C), _ = ranked[0]
+    fitted = {"temperature": round(temperature, 5), "tag_a": round(tag_a, 4), "tag_b": round(tag_b, 4),
+              "prior_weight": prior_weight, "head_C": head_C}
+    print("fitted", fitted)
+    if args.write:
+        write_calibration(cl.Classifier(["x"], priority=args.priority).spec.name, fitted)
+    return fitted
+
+
+def write_calibration(model: str, values: dict) -> None:
+    path = REPO / "models.toml"
+    text = path.read_text()
+    header = f"[models.{model}.calibration]"
+    start = text.index(header) + len(header)
+    end = text.find("\n[", start)
+    end = len(text) if end < 0 else end
+    body = "".join(f"\n{k} = {v}" for k, v in values.items()) + "\n"
+    rest = text[end:].lstrip("\n")
+    path.write_text(text[:start] + body + ("\n" + rest if rest else ""))
+    print(f"wrote {header} to {path}")
+
+
+if __name__ == "__main__":
+    main()

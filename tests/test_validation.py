@@ -1,0 +1,120 @@
+"""Every limit of the hosted API gives a typed error with the right code."""
+
+import pytest
+
+import classer_local as cl
+from classer_local.errors import ClasserError, InputTooLongError, InvalidRequestError
+
+LABELS = ["billing", "technical"]
+
+
+def code_of(fn, *args, **kwargs):
+    with pytest.raises(ClasserError) as info:
+        fn(*args, **kwargs)
+    body = info.value.to_dict()
+    assert set(body) == {"error", "code", "message", "details", "docs_url"}
+    assert body["docs_url"].endswith("#" + body["code"])
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "labels, code",
+    [
+        (None, "labels_required"),
+        ([], "labels_empty"),
+        ("billing", "labels_invalid"),
+        ([f"l{i}" for i in range(201)], "labels_too_many"),
+        (["a", "a"], "labels_duplicate"),
+        (["a", ""], "label_empty"),
+        (["a", "   "], "label_empty"),
+        (["a", "x" * 101], "label_too_long"),
+        (["a", 3], "label_invalid"),
+    ],
+)
+def test_label_limits(labels, code):
+    err = code_of(cl.classify, text="hello", labels=labels)
+    assert err.code == code
+    assert isinstance(err, InvalidRequestError) and isinstance(err, ValueError)
+    assert err.status == 400
+
+
+def test_two_hundred_labels_of_100_chars_are_fine():
+    labels = [f"{i:03d}" + "x" * 97 for i in range(200)]
+    r = cl.classify(text="hello", labels=labels, priority="fast", cache=False)
+    assert r.label in labels
+
+
+@pytest.mark.parametrize("text, code", [(None, "input_required"), ("", "text_empty"), ("  \n", "text_empty"),
+                                        (42, "text_invalid")])
+def test_text_required(text, code):
+    assert code_of(cl.classify, text=text, labels=LABELS).code == code
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, "high"])
+def test_threshold_range(threshold):
+    err = code_of(cl.tag, text="hi", labels=LABELS, threshold=threshold)
+    assert err.code in {"threshold_out_of_range", "threshold_invalid"}
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_threshold_bounds_are_inclusive(threshold):
+    r = cl.tag(text="hi", labels=LABELS, threshold=threshold, priority="fast", cache=False)
+    assert len(r.labels) == (2 if threshold == 0.0 else 0)
+
+
+def test_descriptions_and_examples_only_for_known_labels():
+    assert code_of(cl.classify, text="hi", labels=LABELS, descriptions={"sales": "x"}).code == "description_unknown_label"
+    assert code_of(cl.classify, text="hi", labels=LABELS, examples={"sales": ["x"]}).code == "example_unknown_label"
+    assert code_of(cl.classify, text="hi", labels=LABELS, examples={"billing": [""]}).code == "example_empty"
+
+
+def test_batch_limits():
+    assert code_of(cl.classify_batch, texts=["a"] * 1001, labels=LABELS).code == "batch_too_large"
+    assert code_of(cl.classify_batch, texts=[], labels=LABELS).code == "batch_empty"
+    assert code_of(cl.tag_batch, texts=["ok", ""], labels=LABELS).code == "text_empty"
+    assert code_of(cl.classify_batch, labels=LABELS).code == "input_required"
+
+
+def test_batch_of_1000_is_accepted():
+    rs = cl.classify_batch(texts=[f"text {i}" for i in range(1000)], labels=LABELS, priority="fast", cache=False)
+    assert len(rs) == 1000
+
+
+def test_unknown_priority_and_model():
+    assert code_of(cl.classify, text="hi", labels=LABELS, priority="turbo").code == "invalid_priority"
+    assert code_of(cl.classify, text="hi", labels=LABELS, model="gpt-9").code == "model_unknown"
+
+
+def test_truncate_none_over_window_is_typed():
+    long_text = "word " * 400  # > 256 MiniLM tokens
+    err = code_of(cl.classify, text=long_text, labels=LABELS, truncate="NONE", cache=False)
+    assert isinstance(err, InputTooLongError) and err.code == "input_too_long"
+    assert err.details["tokens"] > err.details["window"]
+    assert code_of(cl.classify, text="hi", labels=LABELS, truncate="MIDDLE").code == "invalid_truncate"
+
+
+def test_text_over_a_million_tokens_is_refused():
+    err = code_of(cl.classify, text="a " * 1_000_001, labels=LABELS, priority="fast", cache=False)
+    assert err.code == "text_too_long"
+
+
+EX = [{"text": "a", "label": "x"}, {"text": "b", "label": "x"}, {"text": "c", "label": "y"}, {"text": "d", "label": "y"}]
+
+
+def test_cohere_limits():
+    assert code_of(cl.cohere.classify, inputs=["q"] * 97, examples=EX).code == "batch_too_large"
+    assert code_of(cl.cohere.classify, inputs=[], examples=EX).code == "batch_empty"
+    assert code_of(cl.cohere.classify, inputs=["ok", " "], examples=EX).code == "text_empty"
+    assert code_of(cl.cohere.classify, inputs=["q"], examples=EX[:3]).code == "examples_too_few"
+    big = [{"text": f"t{i}", "label": "xy"[i % 2]} for i in range(2501)]
+    assert code_of(cl.cohere.classify, inputs=["q"], examples=big).code == "examples_too_many"
+    assert code_of(cl.cohere.classify, inputs=["q"], examples=[{"text": "a"}] * 2).code == "example_invalid"
+    assert code_of(cl.cohere.classify, inputs=["q"], examples=EX, truncate="SIDEWAYS").code == "invalid_truncate"
+
+
+def test_error_pickles_with_its_code():
+    import pickle
+
+    err = InvalidRequestError("labels_empty", "At least one label is required.", {"min": 1})
+    back = pickle.loads(pickle.dumps(err))
+    assert back.to_dict() == err.to_dict()
