@@ -440,10 +440,15 @@ async def _score(request: Request, caller: Caller, body: _Options, items: list[I
     rid = request.state.request_id
     clf = None
     try:
-        clf = await run_in_threadpool(_get_classifier, body)
+        # An ad-hoc classifier is an LRU hit or a lazy constructor (no embedding): cheap enough for
+        # the event loop. A saved one may read its arrays from disk.
+        clf = await run_in_threadpool(_get_classifier, body) if body.classifier else _get_classifier(body)
         if op == "tag" and thr is None:
             thr = clf.threshold
-        out, keys = await run_in_threadpool(_lookup, clf, items, op, thr, body.cache)
+        if body.cache:
+            out, keys = await run_in_threadpool(_lookup, clf, items, op, thr, True)
+        else:
+            out, keys = [None] * len(items), [None] * len(items)
         todo = [i for i, r in enumerate(out) if r is None]
         if todo:
             fresh = await st.batcher.submit(clf, op, thr, [items[i] for i in todo])
