@@ -42,7 +42,20 @@ def texts(n: int, seed: int = 0) -> list[str]:
         with open(AG_NEWS, encoding="utf-8") as fh:
             rows = [json.loads(line)["text"] for line in fh if line.strip()]
     else:
-        words = "market team election chip vaccine league bank rocket court storm merger striker".split()
+        words = [
+            "market",
+            "team",
+            "election",
+            "chip",
+            "vaccine",
+            "league",
+            "bank",
+            "rocket",
+            "court",
+            "storm",
+            "merger",
+            "striker",
+        ]
         rng0 = random.Random(seed)
         rows = [" ".join(rng0.choices(words, k=20)) for _ in range(2000)]
     rng = random.Random(seed)
@@ -70,6 +83,7 @@ async def level(url: str, clients: int, payloads: list[dict[str, Any]], seconds:
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
         async def worker() -> None:
             nonlocal errors
             while queue and time.perf_counter() < deadline:
@@ -86,17 +100,37 @@ async def level(url: str, clients: int, payloads: list[dict[str, Any]], seconds:
         wall = time.perf_counter() - t0
         after = (await client.get("/health")).json()["batching"]
     calls = after["calls"] - before["calls"]
-    return {"clients": clients, "requests": len(lat), "errors": errors, "seconds": round(wall, 2),
-            "rps": round(len(lat) / wall, 1), "p50_ms": round(_pct(lat, 0.5), 1), "p95_ms": round(_pct(lat, 0.95), 1),
-            "requests_per_model_call": round((after["requests"] - before["requests"]) / calls, 2) if calls else 0}
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "errors": errors,
+        "seconds": round(wall, 2),
+        "rps": round(len(lat) / wall, 1),
+        "p50_ms": round(_pct(lat, 0.5), 1),
+        "p95_ms": round(_pct(lat, 0.95), 1),
+        "requests_per_model_call": round((after["requests"] - before["requests"]) / calls, 2) if calls else 0,
+    }
 
 
 def start_server(home: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
     import httpx
 
     env = {**os.environ, "CLASSER_HOME": str(home), "CLASSER_USAGE": os.environ.get("CLASSER_USAGE", "1")}
-    proc = subprocess.Popen([sys.executable, "-m", "classer_local.cli", "serve", "--no-auth", "--port", str(port),
-                             "--log-level", "warning", *extra], env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "classer_local.cli",
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        env=env,
+    )
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -150,8 +184,10 @@ def main() -> None:
         asyncio.run(level(url, 4, warm, 30))  # build prototypes, warm the code paths
         used = 0
         for n in levels:
-            payloads = [{"text": t, "labels": LABELS, "priority": args.priority, "cache": False}
-                        for t in pool[used : used + args.requests]]
+            payloads = [
+                {"text": t, "labels": LABELS, "priority": args.priority, "cache": False}
+                for t in pool[used : used + args.requests]
+            ]
             used += args.requests
             results.append(asyncio.run(level(url, n, payloads, args.seconds)))
     finally:
@@ -162,14 +198,22 @@ def main() -> None:
 
     import classer_local as cl
 
-    print(f"classer_local {cl.__version__} server benchmark: priority={args.priority}, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print(f"{'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'req/call':>8} {'errors':>6}")
+    print(
+        f"classer_local {cl.__version__} server benchmark: priority={args.priority}, "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, python {platform.python_version()}"
+    )
+    print(
+        f"{'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'req/call':>8} {'errors':>6}"
+    )
     for r in results:
-        print(f"{r['clients']:>7} {r['requests']:>8} {r['rps']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-              f"{r['requests_per_model_call']:>8} {r['errors']:>6}")
-    print(f"in-process classify_batch: {ceiling['items_per_s']} texts/s ({ceiling['items']} texts, "
-          f"{ceiling['seconds']} s)")
+        print(
+            f"{r['clients']:>7} {r['requests']:>8} {r['rps']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} "
+            f"{r['requests_per_model_call']:>8} {r['errors']:>6}"
+        )
+    print(
+        f"in-process classify_batch: {ceiling['items_per_s']} texts/s ({ceiling['items']} texts, "
+        f"{ceiling['seconds']} s)"
+    )
     best = max(r["rps"] for r in results)
     print(f"best server rate / classify_batch: {best / ceiling['items_per_s']:.2f}")
     if args.json:

@@ -72,8 +72,9 @@ def _add_labels(p: argparse.ArgumentParser) -> None:
     g.add_argument("-l", "--label", action="append", default=[], metavar="LABEL", help="a label (repeat)")
     g.add_argument("--labels", metavar="A,B,...", help="comma-separated labels")
     g.add_argument("--classifier", metavar="NAME[@vN]", help="a saved classifier instead of labels")
-    g.add_argument("--description", action="append", default=[], metavar="LABEL=TEXT",
-                   help="describe a label (repeat)")
+    g.add_argument(
+        "--description", action="append", default=[], metavar="LABEL=TEXT", help="describe a label (repeat)"
+    )
     g.add_argument("--text-type", help='what the inputs are, e.g. "support ticket"')
     g.add_argument("--priority", choices=["standard", "fast"], default="standard")
     g.add_argument("--model", help="a model name from `models list` (overrides --priority)")
@@ -104,9 +105,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("give labels (-l/--label, --labels) or --classifier")
     if labels is not None and args.classifier:
         raise CliError("give either labels or --classifier, not both")
-    return {"labels": labels, "descriptions": _descriptions(args.description), "text_type": args.text_type,
-            "priority": args.priority, "model": args.model, "truncate": args.truncate,
-            "cache": not args.no_cache, "classifier": args.classifier}
+    return {
+        "labels": labels,
+        "descriptions": _descriptions(args.description),
+        "text_type": args.text_type,
+        "priority": args.priority,
+        "model": args.model,
+        "truncate": args.truncate,
+        "cache": not args.no_cache,
+        "classifier": args.classifier,
+    }
 
 
 def _read_text(args: argparse.Namespace) -> str | None:
@@ -129,14 +137,21 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     opts = _options(args)
     text = _read_text(args)
-    image = [_existing(p) for p in args.image] if args.image else None
-    if image is not None and len(image) == 1:
-        image = image[0]
+    images = [_existing(p) for p in args.image] if args.image else None
+    image: Any = images[0] if images is not None and len(images) == 1 else images
     file = _existing(args.file) if args.file else None
+    r: Any
     if args.command == "tag":
-        r = cl.tag(text, image=image, file=file, threshold=args.threshold if args.threshold is not None else 0.5,
-                   **opts)
-        chosen = ", ".join(f"{x.label} ({x.confidence:.4f})" for x in r.labels) or "(no label above threshold)"
+        r = cl.tag(
+            text,
+            image=image,
+            file=file,
+            threshold=args.threshold if args.threshold is not None else 0.5,
+            **opts,
+        )
+        chosen = (
+            ", ".join(f"{x.label} ({x.confidence:.4f})" for x in r.labels) or "(no label above threshold)"
+        )
         lines = [chosen]
     else:
         r = cl.classify(text, image=image, file=file, **opts)
@@ -144,8 +159,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.verbose:
         for label, score in sorted(r.scores.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {label:<30} {score:.4f}")
-        lines.append(f"  tokens={r.tokens} visual_tokens={r.visual_tokens} cached={r.cached} "
-                     f"latency_ms={r.latency_ms} model={r.model}")
+        lines.append(
+            f"  tokens={r.tokens} visual_tokens={r.visual_tokens} cached={r.cached} "
+            f"latency_ms={r.latency_ms} model={r.model}"
+        )
     _emit(args, r.to_dict(), "\n".join(lines))
     return 0
 
@@ -153,7 +170,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- batch run
 def _read_ndjson(path: str) -> Iterator[tuple[int, Any]]:
     """(line number, row) for each non-empty line; a row is an object with ``text`` or a JSON string."""
-    fh = sys.stdin if path == "-" else open(_existing(path), encoding="utf-8")
+    fh = sys.stdin if path == "-" else open(_existing(path), encoding="utf-8")  # noqa: SIM115
     try:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -165,7 +182,7 @@ def _read_ndjson(path: str) -> Iterator[tuple[int, Any]]:
             if isinstance(row, str):
                 row = {"text": row}
             if not isinstance(row, dict):
-                raise CliError(f"{path}:{n}: each line must be an object with \"text\" (or a JSON string)")
+                raise CliError(f'{path}:{n}: each line must be an object with "text" (or a JSON string)')
             yield n, row
     finally:
         if fh is not sys.stdin:
@@ -179,15 +196,21 @@ def cmd_batch_run(args: argparse.Namespace) -> int:
     opts = _options(args)
     opts.pop("cache")
     source: Any = sys.stdin.buffer if args.input == "-" else _existing(args.input)
-    job = jobs.create(source, opts.pop("labels"), kind=args.kind, threshold=args.threshold,
-                      chunk_size=args.chunk_size, **{k: v for k, v in opts.items() if v is not None})
+    job = jobs.create(
+        source,
+        opts.pop("labels"),
+        kind=args.kind,
+        threshold=args.threshold,
+        chunk_size=args.chunk_size,
+        **{k: v for k, v in opts.items() if v is not None},
+    )
     try:
         job.start(wait=True, progress=not args.no_progress)
         info = job.to_dict()
         if info["status"] != "completed":
             err = info.get("error") or {}
             raise CliError(f"job {job.id} {info['status']}: {err.get('message', '')}")
-        out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+        out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
         tokens = 0
         try:
             for row in job.results():
@@ -199,10 +222,19 @@ def cmd_batch_run(args: argparse.Namespace) -> int:
     finally:
         if not args.keep_job:
             job.delete()
-    summary = {"job_id": job.id, "output": args.output or "-", "rows": info["processed"],
-               "errors": info["failed"], "tokens": tokens}
+    summary = {
+        "job_id": job.id,
+        "output": args.output or "-",
+        "rows": info["processed"],
+        "errors": info["failed"],
+        "tokens": tokens,
+    }
     if args.output not in (None, "-"):
-        _emit(args, summary, f"{info['processed']} rows -> {args.output} ({info['failed']} errors, {tokens} tokens)")
+        _emit(
+            args,
+            summary,
+            f"{info['processed']} rows -> {args.output} ({info['failed']} errors, {tokens} tokens)",
+        )
     return 0 if info["failed"] == 0 else EXIT_ERROR
 
 
@@ -240,8 +272,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         rows = list(job.results())
         if args.output:
             with open(args.output, "w", encoding="utf-8") as fh:
-                for r in rows:
-                    fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+                fh.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
             _emit(args, {"output": args.output, "rows": len(rows)}, f"{len(rows)} rows -> {args.output}")
         else:
             for r in rows:
@@ -271,8 +302,17 @@ def _load_spec(path: str) -> dict[str, Any]:
     return spec
 
 
-_SPEC_KEYS = {"labels", "descriptions", "examples", "text_type", "model", "priority", "threshold", "truncate",
-              "calibrate"}
+_SPEC_KEYS = {
+    "labels",
+    "descriptions",
+    "examples",
+    "text_type",
+    "model",
+    "priority",
+    "threshold",
+    "truncate",
+    "calibrate",
+}
 
 
 def cmd_classifiers(args: argparse.Namespace) -> int:
@@ -298,7 +338,10 @@ def cmd_classifiers(args: argparse.Namespace) -> int:
         if labels:
             spec["labels"] = labels
         if args.description:
-            spec["descriptions"] = {**(spec.get("descriptions") or {}), **(_descriptions(args.description) or {})}
+            spec["descriptions"] = {
+                **(spec.get("descriptions") or {}),
+                **(_descriptions(args.description) or {}),
+            }
         for pair in args.example:
             label, sep, text = pair.partition("=")
             if not sep:
@@ -316,8 +359,12 @@ def cmd_classifiers(args: argparse.Namespace) -> int:
         if args.no_calibrate:
             spec["calibrate"] = False
         info = store.create(args.name, spec.pop("labels", None), **spec)
-        _emit(args, info, f"created {info['ref']} ({len(info['labels'])} labels, {info['n_examples']} examples, "
-                          f"calibrated={info['calibrated']})")
+        _emit(
+            args,
+            info,
+            f"created {info['ref']} ({len(info['labels'])} labels, {info['n_examples']} examples, "
+            f"calibrated={info['calibrated']})",
+        )
     return 0
 
 
@@ -337,12 +384,18 @@ def cmd_keys(args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             key, row = store.create(args.name, quota=args.quota, rpm=args.rpm, tpm=args.tpm, admin=args.admin)
-            _emit(args, {"key": key, **row},
-                  f"{key}\n(id {row['id']}; shown once: store it now. quota={_cell(row['quota'])})")
+            _emit(
+                args,
+                {"key": key, **row},
+                f"{key}\n(id {row['id']}; shown once: store it now. quota={_cell(row['quota'])})",
+            )
         elif args.keys_command == "list":
             rows = store.list()
-            _emit(args, rows, _table(rows, ("id", "name", "admin", "quota", "used", "remaining", "rpm", "tpm",
-                                            "revoked")))
+            _emit(
+                args,
+                rows,
+                _table(rows, ("id", "name", "admin", "quota", "used", "remaining", "rpm", "tpm", "revoked")),
+            )
         elif args.keys_command == "update":
             changes: dict[str, Any] = {}
             for flag in ("quota", "rpm", "tpm"):
@@ -352,8 +405,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
             if args.reset_used:
                 changes["used"] = 0
             row = store.update(args.id, **changes)
-            _emit(args, row, f"{row['id']}: quota={_cell(row['quota'])} used={row['used']} rpm={_cell(row['rpm'])} "
-                             f"tpm={_cell(row['tpm'])}")
+            _emit(
+                args,
+                row,
+                f"{row['id']}: quota={_cell(row['quota'])} used={row['used']} rpm={_cell(row['rpm'])} "
+                f"tpm={_cell(row['tpm'])}",
+            )
         elif args.keys_command == "revoke":
             row = store.update(args.id, revoked=True)
             _emit(args, row, f"revoked {row['id']}")
@@ -365,10 +422,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_usage(args: argparse.Namespace) -> int:
     from classer_local.usagelog import usage
 
-    filters = {k: v for k, v in (("endpoint", args.endpoint), ("model", args.model), ("key_id", args.key_id))
-               if v is not None}
-    res = usage(since=args.since, until=args.until, group_by=None if args.group_by == "none" else args.group_by,
-                **filters)
+    filters = {
+        k: v
+        for k, v in (("endpoint", args.endpoint), ("model", args.model), ("key_id", args.key_id))
+        if v is not None
+    }
+    res = usage(
+        since=args.since,
+        until=args.until,
+        group_by=None if args.group_by == "none" else args.group_by,
+        **filters,
+    )
     cols = ("requests", "items", "tokens", "errors", "cache_hit_rate", "latency_ms_p50", "latency_ms_p95")
     text = "totals\n" + _table([res["totals"]], cols)
     if res["groups"]:
@@ -380,11 +444,32 @@ def cmd_usage(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     from classer_local.usagelog import logs
 
-    filters = {k: v for k, v in (("endpoint", args.endpoint), ("status", args.status), ("key_id", args.key_id))
-               if v is not None}
+    filters = {
+        k: v
+        for k, v in (("endpoint", args.endpoint), ("status", args.status), ("key_id", args.key_id))
+        if v is not None
+    }
     rows = logs(limit=args.limit, since=args.since, **filters)
-    _emit(args, rows, _table(rows, ("time", "request_id", "endpoint", "model", "items", "tokens", "cached",
-                                    "latency_ms", "status", "error_code", "key_id")))
+    _emit(
+        args,
+        rows,
+        _table(
+            rows,
+            (
+                "time",
+                "request_id",
+                "endpoint",
+                "model",
+                "items",
+                "tokens",
+                "cached",
+                "latency_ms",
+                "status",
+                "error_code",
+                "key_id",
+            ),
+        ),
+    )
     return 0
 
 
@@ -394,9 +479,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from classer_local.server.app import ServerConfig, serve
     except ImportError as exc:
         raise CliError(f"the server needs its extra: pip install 'classer-local[server]' ({exc})") from None
-    config = ServerConfig(auth=not args.no_auth, rpm=args.rpm, tpm=args.tpm, batch_wait_ms=args.batch_wait_ms,
-                          batch_max_items=args.batch_max_items,
-                          preload=[x for x in (args.preload or "").split(",") if x])
+    config = ServerConfig(
+        auth=not args.no_auth,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        batch_wait_ms=args.batch_wait_ms,
+        batch_max_items=args.batch_max_items,
+        preload=[x for x in (args.preload or "").split(",") if x],
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1") and args.no_auth:
         print("warning: serving without authentication on a non-loopback address", file=sys.stderr)
     serve(args.host, args.port, config, log_level=args.log_level)
@@ -419,9 +509,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     unknown = sorted({r["label"] for r in rows} - set(labels))
     if unknown:
         raise CliError(f"the data has labels not in --label: {unknown}")
-    clf = get_classifier(labels, descriptions=_descriptions(args.description), text_type=args.text_type,
-                         priority=args.priority, model=args.model, truncate=args.truncate,
-                         classifier=args.classifier)
+    clf = get_classifier(
+        labels,
+        descriptions=_descriptions(args.description),
+        text_type=args.text_type,
+        priority=args.priority,
+        model=args.model,
+        truncate=args.truncate,
+        classifier=args.classifier,
+    )
     preds: list[str] = []
     conf: list[float] = []
     with tqdm(total=len(rows), unit="row", disable=args.no_progress or None, file=sys.stderr) as bar:
@@ -436,23 +532,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         _reliability_plot(report["reliability"], args.plot, title=f"{Path(args.data).name} ({clf.spec.name})")
         report["plot"] = args.plot
-    lines = [f"rows: {len(rows)}  labels: {len(clf.labels)}  model: {clf.spec.name}",
-             f"accuracy: {report['accuracy']:.4f}  macro-F1: {report['macro_f1']:.4f}  ECE: {report['ece']:.4f}",
-             "", "confusion matrix (rows: true, columns: predicted)"]
+    lines = [
+        f"rows: {len(rows)}  labels: {len(clf.labels)}  model: {clf.spec.name}",
+        f"accuracy: {report['accuracy']:.4f}  macro-F1: {report['macro_f1']:.4f}  ECE: {report['ece']:.4f}",
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+    ]
     width = max(6, *(len(lb) for lb in clf.labels))
     lines.append(" " * (width + 2) + "  ".join(lb[:width].rjust(width) for lb in clf.labels))
     for lb, row in zip(clf.labels, report["confusion_matrix"]):
         lines.append(lb[:width].ljust(width + 2) + "  ".join(str(v).rjust(width) for v in row))
     lines.append("")
-    lines.append(_table([{"label": lb, **m} for lb, m in report["per_label"].items()],
-                        ("label", "precision", "recall", "f1", "support")))
+    lines.append(
+        _table(
+            [{"label": lb, **m} for lb, m in report["per_label"].items()],
+            ("label", "precision", "recall", "f1", "support"),
+        )
+    )
     if args.plot:
         lines.append(f"\nreliability diagram -> {args.plot}")
     _emit(args, report, "\n".join(lines))
     return 0
 
 
-def _metrics(y: list[str], preds: list[str], conf: list[float], labels: list[str], bins: int) -> dict[str, Any]:
+def _metrics(
+    y: list[str], preds: list[str], conf: list[float], labels: list[str], bins: int
+) -> dict[str, Any]:
     import numpy as np
 
     index = {lb: i for i, lb in enumerate(labels)}
@@ -467,8 +572,12 @@ def _metrics(y: list[str], preds: list[str], conf: list[float], labels: list[str
         rec = tp / cm[i, :].sum() if cm[i, :].sum() else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         support = int(cm[i, :].sum())
-        per_label[lb] = {"precision": round(float(prec), 4), "recall": round(float(rec), 4),
-                         "f1": round(float(f1), 4), "support": support}
+        per_label[lb] = {
+            "precision": round(float(prec), 4),
+            "recall": round(float(rec), 4),
+            "f1": round(float(f1), 4),
+            "support": support,
+        }
         if support:
             f1s.append(f1)
     correct = np.array([t == p for t, p in zip(y, preds)], dtype=float)
@@ -483,12 +592,25 @@ def _metrics(y: list[str], preds: list[str], conf: list[float], labels: list[str
         mean_conf = float(c[mask].mean()) if n else None
         if n:
             ece += n / len(c) * abs(acc - mean_conf)  # type: ignore[operator]
-        reliability.append({"lo": round(float(edges[b]), 4), "hi": round(float(edges[b + 1]), 4), "count": n,
-                            "accuracy": None if acc is None else round(acc, 4),
-                            "confidence": None if mean_conf is None else round(mean_conf, 4)})
-    return {"rows": len(y), "labels": labels, "accuracy": round(float(correct.mean()), 4),
-            "macro_f1": round(float(np.mean(f1s)) if f1s else 0.0, 4), "ece": round(ece, 4),
-            "confusion_matrix": cm.tolist(), "per_label": per_label, "reliability": reliability}
+        reliability.append(
+            {
+                "lo": round(float(edges[b]), 4),
+                "hi": round(float(edges[b + 1]), 4),
+                "count": n,
+                "accuracy": None if acc is None else round(acc, 4),
+                "confidence": None if mean_conf is None else round(mean_conf, 4),
+            }
+        )
+    return {
+        "rows": len(y),
+        "labels": labels,
+        "accuracy": round(float(correct.mean()), 4),
+        "macro_f1": round(float(np.mean(f1s)) if f1s else 0.0, 4),
+        "ece": round(ece, 4),
+        "confusion_matrix": cm.tolist(),
+        "per_label": per_label,
+        "reliability": reliability,
+    }
 
 
 def _reliability_plot(bins: list[dict[str, Any]], path: str, title: str) -> None:
@@ -519,7 +641,9 @@ def _reliability_plot(bins: list[dict[str, Any]], path: str, title: str) -> None
 
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="classer-local", description="Offline text, image and document classification.")
+    p = argparse.ArgumentParser(
+        prog="classer-local", description="Offline text, image and document classification."
+    )
     p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -566,7 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     csub = cf.add_subparsers(dest="classifiers_command", metavar="SUBCOMMAND", required=True)
     cc = csub.add_parser("create", help="fit and save a classifier (from a JSON/YAML spec and/or flags)")
     cc.add_argument("name")
-    cc.add_argument("--spec", help="JSON or YAML: labels, descriptions, examples, text_type, model, threshold")
+    cc.add_argument(
+        "--spec", help="JSON or YAML: labels, descriptions, examples, text_type, model, threshold"
+    )
     cc.add_argument("-l", "--label", action="append", default=[])
     cc.add_argument("--labels")
     cc.add_argument("--description", action="append", default=[], metavar="LABEL=TEXT")
@@ -618,7 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("usage", help="usage totals and groups")
     u.add_argument("--since")
     u.add_argument("--until")
-    u.add_argument("--group-by", default="day", choices=["day", "hour", "month", "endpoint", "model", "key_id", "none"])
+    u.add_argument(
+        "--group-by", default="day", choices=["day", "hour", "month", "endpoint", "model", "key_id", "none"]
+    )
     u.add_argument("--endpoint")
     u.add_argument("--model")
     u.add_argument("--key-id")
@@ -640,7 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-auth", action="store_true", help="no API keys (local development only)")
     s.add_argument("--rpm", type=int, default=600, help="default requests/min per key (0: unlimited)")
     s.add_argument("--tpm", type=int, default=0, help="default tokens/min per key (0: unlimited)")
-    s.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long a lone request waits for company")
+    s.add_argument(
+        "--batch-wait-ms", type=float, default=2.0, help="how long a lone request waits for company"
+    )
     s.add_argument("--batch-max-items", type=int, default=256, help="most inputs in one model call")
     s.add_argument("--preload", help="models to load at start, e.g. standard,fast")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

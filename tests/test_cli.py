@@ -27,11 +27,19 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run(home: Path, *args: str, stdin: str | None = None, check: int | None = 0,
-        extra: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    home: Path, *args: str, stdin: str | None = None, check: int | None = 0, extra: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CLASSER_HOME": str(home)}
-    res = subprocess.run([sys.executable, *(extra or []), "-m", "classer_local.cli", *args], input=stdin,
-                         capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run(
+        [sys.executable, *(extra or []), "-m", "classer_local.cli", *args],
+        input=stdin,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     if check is not None:
         assert res.returncode == check, f"rc={res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}"
     return res
@@ -46,7 +54,9 @@ def _imported(importtime_stderr: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("args", [["--help"], ["classify", "--help"], ["serve", "--help"], ["models", "list"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["classify", "--help"], ["serve", "--help"], ["models", "list"]]
+)
 def test_light_commands_do_not_import_torch(home: Path, args: list[str]) -> None:
     res = run(home, *args, extra=["-X", "importtime"])
     loaded = _imported(res.stderr)
@@ -63,19 +73,42 @@ def test_models_list(home: Path) -> None:
 def test_classify_readable_json_and_stdin(home: Path) -> None:
     out = run(home, "classify", "My card was charged twice", *LABELS, *FAST).stdout.split()
     assert out[0] in ("billing", "technical", "sales") and 0 < float(out[1]) <= 1
-    d = json.loads(run(home, "classify", "--labels", "billing,technical,sales", *FAST, "--json",
-                       stdin="My card was charged twice\n").stdout)
+    d = json.loads(
+        run(
+            home,
+            "classify",
+            "--labels",
+            "billing,technical,sales",
+            *FAST,
+            "--json",
+            stdin="My card was charged twice\n",
+        ).stdout
+    )
     assert d["label"] == out[0] and abs(sum(d["scores"].values()) - 1) < 1e-3
     assert d["cached"] is True  # same text and labels as the first call: a cache hit
-    verbose = run(home, "classify", "refund", *LABELS, *FAST, "-v", "--description", "billing=money matters").stdout
+    verbose = run(
+        home, "classify", "refund", *LABELS, *FAST, "-v", "--description", "billing=money matters"
+    ).stdout
     assert "tokens=" in verbose and "sales" in verbose
 
 
 def test_tag(home: Path) -> None:
-    d = json.loads(run(home, "tag", "The invoice is wrong and the app crashes", *LABELS, *FAST,
-                       "--threshold", "0", "--json").stdout)
+    d = json.loads(
+        run(
+            home,
+            "tag",
+            "The invoice is wrong and the app crashes",
+            *LABELS,
+            *FAST,
+            "--threshold",
+            "0",
+            "--json",
+        ).stdout
+    )
     assert len(d["labels"]) == 3 and d["threshold"] == 0.0
-    assert "(no label above threshold)" in run(home, "tag", "hello", *LABELS, *FAST, "--threshold", "1").stdout
+    assert (
+        "(no label above threshold)" in run(home, "tag", "hello", *LABELS, *FAST, "--threshold", "1").stdout
+    )
 
 
 def test_bad_input_exits_2_with_typed_message(home: Path) -> None:
@@ -92,7 +125,11 @@ def test_bad_input_exits_2_with_typed_message(home: Path) -> None:
 
 def test_batch_run_and_jobs(home: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.ndjson"
-    rows = [{"id": "a", "text": "refund my order"}, {"id": "b", "text": "the app crashes"}, {"text": "a third"}]
+    rows = [
+        {"id": "a", "text": "refund my order"},
+        {"id": "b", "text": "the app crashes"},
+        {"text": "a third"},
+    ]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.ndjson"
     res = run(home, "batch", "run", str(src), "-o", str(out), *LABELS, *FAST, "--keep-job", "--json")
@@ -112,34 +149,75 @@ def test_batch_run_and_jobs(home: Path, tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.ndjson"
     bad.write_text('{"text": "fine"}\n{"text": ""}\n')
-    res = run(home, "batch", "run", str(bad), "-o", str(tmp_path / "bad.out"), *LABELS, *FAST, "--no-progress",
-              check=1)
+    res = run(
+        home,
+        "batch",
+        "run",
+        str(bad),
+        "-o",
+        str(tmp_path / "bad.out"),
+        *LABELS,
+        *FAST,
+        "--no-progress",
+        check=1,
+    )
     assert "1 errors" in res.stdout
 
 
 def test_classifiers(home: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"labels": ["billing", "technical"], "model": "fast",
-                                "examples": {"billing": ["refund me", "charged twice"],
-                                             "technical": ["app crashes", "cannot log in"]}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "labels": ["billing", "technical"],
+                "model": "fast",
+                "examples": {
+                    "billing": ["refund me", "charged twice"],
+                    "technical": ["app crashes", "cannot log in"],
+                },
+            }
+        )
+    )
     info = json.loads(run(home, "classifiers", "create", "tickets", "--spec", str(spec), "--json").stdout)
     assert info["ref"] == "tickets@v1"
     yml = tmp_path / "spec.yaml"
     yml.write_text("labels: [hot, cold]\nmodel: fast\ndescriptions:\n  hot: wants to buy\n")
     assert "created leads@v1" in run(home, "classifiers", "create", "leads", "--spec", str(yml)).stdout
-    assert "created leads@v2" in run(home, "classifiers", "create", "leads", "-l", "hot", "-l", "cold",
-                                     "--example", "hot=send a quote", "--model", "fast").stdout
+    assert (
+        "created leads@v2"
+        in run(
+            home,
+            "classifiers",
+            "create",
+            "leads",
+            "-l",
+            "hot",
+            "-l",
+            "cold",
+            "--example",
+            "hot=send a quote",
+            "--model",
+            "fast",
+        ).stdout
+    )
     refs = {c["ref"] for c in json.loads(run(home, "classifiers", "list", "--json").stdout)}
     assert {"tickets@v1", "leads@v2"} <= refs
-    assert json.loads(run(home, "classifiers", "get", "leads@v1", "--json").stdout)["labels"] == ["hot", "cold"]
-    d = json.loads(run(home, "classify", "I was charged twice", "--classifier", "tickets@v1", "--json").stdout)
+    assert json.loads(run(home, "classifiers", "get", "leads@v1", "--json").stdout)["labels"] == [
+        "hot",
+        "cold",
+    ]
+    d = json.loads(
+        run(home, "classify", "I was charged twice", "--classifier", "tickets@v1", "--json").stdout
+    )
     assert set(d["scores"]) == {"billing", "technical"}
     assert "deleted leads@v1" in run(home, "classifiers", "delete", "leads@v1").stdout
     run(home, "classifiers", "get", "leads@v1", check=1)
 
 
 def test_keys_usage_logs(home: Path) -> None:
-    made = json.loads(run(home, "keys", "create", "--name", "ci", "--quota", "1000", "--rpm", "10", "--json").stdout)
+    made = json.loads(
+        run(home, "keys", "create", "--name", "ci", "--quota", "1000", "--rpm", "10", "--json").stdout
+    )
     assert made["key"].startswith("clk_") and made["quota"] == 1000
     listed = run(home, "keys", "list").stdout
     assert made["id"] in listed and made["key"] not in listed
@@ -155,9 +233,14 @@ def test_keys_usage_logs(home: Path) -> None:
 
 def test_eval_with_reliability_plot(home: Path, tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
-    rows = [("I was charged twice this month", "billing"), ("Please refund my last invoice", "billing"),
-            ("The app crashes when I open it", "technical"), ("I cannot log in to my account", "technical"),
-            ("Do you offer discounts for 500 seats?", "sales"), ("I'd like a demo for my team", "sales")]
+    rows = [
+        ("I was charged twice this month", "billing"),
+        ("Please refund my last invoice", "billing"),
+        ("The app crashes when I open it", "technical"),
+        ("I cannot log in to my account", "technical"),
+        ("Do you offer discounts for 500 seats?", "sales"),
+        ("I'd like a demo for my team", "sales"),
+    ]
     data.write_text("".join(json.dumps({"text": t, "label": lb}) + "\n" for t, lb in rows))
     plot = tmp_path / "plots" / "rel.png"
     res = run(home, "eval", str(data), *FAST, "--plot", str(plot), "--bins", "5")
@@ -178,8 +261,22 @@ def test_serve_no_auth(home: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "CLASSER_HOME": str(home)}
-    proc = subprocess.Popen([sys.executable, "-m", "classer_local.cli", "serve", "--port", str(port), "--no-auth",
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "classer_local.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--no-auth",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -190,8 +287,11 @@ def test_serve_no_auth(home: Path) -> None:
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
-        r = httpx.post(url + "/v1/classify", json={"text": "refund", "labels": ["billing", "technical"],
-                                                    "priority": "fast"}, timeout=60)
+        r = httpx.post(
+            url + "/v1/classify",
+            json={"text": "refund", "labels": ["billing", "technical"], "priority": "fast"},
+            timeout=60,
+        )
         assert r.status_code == 200 and "X-RateLimit-Limit" not in r.headers
         assert httpx.get(url + "/v1/balance").json()["quota"] is None
     finally:

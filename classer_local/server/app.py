@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -128,10 +128,12 @@ class CohereRequest(BaseModel):
 class KeyCreateRequest(_Body):
     name: str = Field(..., min_length=1, max_length=100)
     quota: int | None = Field(None, ge=0, le=MAX_LIMIT, description="Token budget; null for unlimited.")
-    rpm: int | None = Field(None, ge=0, le=MAX_LIMIT,
-                            description="Requests per minute; null for the server default, 0 unlimited.")
-    tpm: int | None = Field(None, ge=0, le=MAX_LIMIT,
-                            description="Tokens per minute; null for the server default, 0 unlimited.")
+    rpm: int | None = Field(
+        None, ge=0, le=MAX_LIMIT, description="Requests per minute; null for the server default, 0 unlimited."
+    )
+    tpm: int | None = Field(
+        None, ge=0, le=MAX_LIMIT, description="Tokens per minute; null for the server default, 0 unlimited."
+    )
     admin: bool = False
 
 
@@ -224,8 +226,10 @@ class _RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 names = {k.lower() for k, _ in headers}
-                extra = {"x-request-id": state["request_id"], **{k.lower(): v for k, v in
-                                                                 (state.get("headers") or {}).items()}}
+                extra = {
+                    "x-request-id": state["request_id"],
+                    **{k.lower(): v for k, v in (state.get("headers") or {}).items()},
+                }
                 for k, v in extra.items():
                     if k.encode() not in names:
                         headers.append((k.encode(), str(v).encode("latin-1")))
@@ -257,8 +261,10 @@ async def _identify(request: Request) -> Caller:
     if not header:
         if st.keys.count() == 0:
             raise AuthenticationError(
-                "no_api_keys", "This server requires an API key and none exists yet. Create one with "
-                "`classer-local keys create --name NAME --admin`, or start the server with --no-auth.")
+                "no_api_keys",
+                "This server requires an API key and none exists yet. Create one with "
+                "`classer-local keys create --name NAME --admin`, or start the server with --no-auth.",
+            )
         raise AuthenticationError("missing_api_key", "Pass your API key as `Authorization: Bearer <key>`.")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("invalid_authorization", "The Authorization header must be `Bearer <key>`.")
@@ -282,8 +288,10 @@ async def metered(request: Request) -> Caller:
         quota, used = caller.key["quota"], caller.key["used"]
         if quota is not None and used >= quota:
             raise InsufficientBalanceError(
-                "balance_exhausted", f"This key has used its quota of {quota} tokens. Ask an admin to raise it.",
-                {"quota": quota, "used": used, "remaining": 0})
+                "balance_exhausted",
+                f"This key has used its quota of {quota} tokens. Ask an admin to raise it.",
+                {"quota": quota, "used": used, "remaining": 0},
+            )
         _admit(request, caller, tokens=True)
     return caller
 
@@ -298,13 +306,23 @@ def _admit(request: Request, caller: Caller, tokens: bool) -> None:
     request.state.headers = decision.headers()
     if not decision.allowed:
         if decision.reason == "requests":
-            raise RateLimitError("rate_limit_requests", f"Rate limit of {rpm} requests/min reached.",
-                                 {"limit": rpm, "retry_after_s": round(decision.retry_after, 3)},
-                                 retry_after=decision.retry_after)
-        raise RateLimitError("rate_limit_tokens", f"Token rate limit of {tpm} tokens/min reached.",
-                             {"limit_tokens": tpm, "retry_after_s": round(decision.retry_after, 3)},
-                             retry_after=decision.retry_after)
+            raise RateLimitError(
+                "rate_limit_requests",
+                f"Rate limit of {rpm} requests/min reached.",
+                {"limit": rpm, "retry_after_s": round(decision.retry_after, 3)},
+                retry_after=decision.retry_after,
+            )
+        raise RateLimitError(
+            "rate_limit_tokens",
+            f"Token rate limit of {tpm} tokens/min reached.",
+            {"limit_tokens": tpm, "retry_after_s": round(decision.retry_after, 3)},
+            retry_after=decision.retry_after,
+        )
     caller.decision = decision
+
+
+Authed = Annotated[Caller, Depends(authenticate)]
+Metered = Annotated[Caller, Depends(metered)]
 
 
 def _require_admin(caller: Caller) -> None:
@@ -322,7 +340,9 @@ def _source(value: Any, what: str, index: int | None = None) -> Any:
         return None
     if isinstance(value, list):
         if not value:
-            raise InvalidRequestError(f"{what}_invalid", f"{what} must not be an empty list.", {"index": index})
+            raise InvalidRequestError(
+                f"{what}_invalid", f"{what} must not be an empty list.", {"index": index}
+            )
         return [_source(v, what, index) for v in value]
     low = value[:16].lower()
     if low.startswith(("data:", "http://", "https://")):
@@ -331,8 +351,8 @@ def _source(value: Any, what: str, index: int | None = None) -> Any:
         return base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequestError(
-            f"{what}_invalid", f"{what} must be base64, a data: URL or an http(s):// URL.",
-            {"index": index}) from None
+            f"{what}_invalid", f"{what} must be base64, a data: URL or an http(s):// URL.", {"index": index}
+        ) from None
 
 
 def _check_strings(value: Any) -> None:
@@ -341,8 +361,9 @@ def _check_strings(value: Any) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidRequestError("unicode_invalid", "The request holds a string that is not valid Unicode "
-                                      "(a lone surrogate).") from None
+            raise InvalidRequestError(
+                "unicode_invalid", "The request holds a string that is not valid Unicode (a lone surrogate)."
+            ) from None
     elif isinstance(value, dict):
         for k, v in value.items():
             _check_strings(k)
@@ -355,11 +376,16 @@ def _check_strings(value: Any) -> None:
 def _check_examples(examples: dict[str, list[str]] | None) -> None:
     for label, items in (examples or {}).items():
         for j, ex in enumerate(items):
-            if ex.lower().endswith(_FILE_SUFFIXES) and not ex.lower().startswith(("data:", "http")) \
-                    and os.path.exists(ex):
-                raise InvalidRequestError("example_path_not_allowed",
-                                          "Over HTTP, examples are texts or data: URLs, not paths on the server.",
-                                          {"label": label, "index": j})
+            if (
+                ex.lower().endswith(_FILE_SUFFIXES)
+                and not ex.lower().startswith(("data:", "http"))
+                and os.path.exists(ex)
+            ):
+                raise InvalidRequestError(
+                    "example_path_not_allowed",
+                    "Over HTTP, examples are texts or data: URLs, not paths on the server.",
+                    {"label": label, "index": j},
+                )
 
 
 def _get_classifier(body: _Options) -> Any:
@@ -370,9 +396,16 @@ def _get_classifier(body: _Options) -> Any:
     if body.classifier is None and body.labels is None:
         validation.labels(None)
     _check_examples(body.examples)
-    return get_classifier(body.labels, descriptions=body.descriptions, examples=body.examples,
-                          text_type=body.text_type, priority=body.priority or "standard", model=body.model,
-                          truncate=body.truncate, classifier=body.classifier)
+    return get_classifier(
+        body.labels,
+        descriptions=body.descriptions,
+        examples=body.examples,
+        text_type=body.text_type,
+        priority=body.priority or "standard",
+        model=body.model,
+        truncate=body.truncate,
+        classifier=body.classifier,
+    )
 
 
 def _single_item(body: ClassifyRequest) -> Item:
@@ -383,23 +416,27 @@ def _single_item(body: ClassifyRequest) -> Item:
 
 
 def _batch_items(body: BatchRequest) -> list[Item]:
-    given = {n: v for n, v in (("texts", body.texts), ("images", body.images), ("files", body.files))
-             if v is not None}
+    given = {
+        n: v
+        for n, v in (("texts", body.texts), ("images", body.images), ("files", body.files))
+        if v is not None
+    }
     if not given:
         raise InvalidRequestError("input_required", "texts, images or files is required.")
     sizes = {n: len(validation.batch(v, n)) for n, v in given.items()}
     if len(set(sizes.values())) > 1:
-        raise InvalidRequestError("batch_length_mismatch",
-                                  f"texts, images and files must have the same length, got {sizes}.", sizes)
+        raise InvalidRequestError(
+            "batch_length_mismatch", f"texts, images and files must have the same length, got {sizes}.", sizes
+        )
     n = next(iter(sizes.values()))
     items = []
     for i in range(n):
-        item = Item(body.texts[i] if body.texts is not None else None,
-                    _source(body.images[i], "image", i) if body.images is not None else None,
-                    _source(body.files[i], "file", i) if body.files is not None else None)
-        if item.image is None and item.file is None:
-            validation.text(item.text, i)
-        elif item.text is not None:
+        item = Item(
+            body.texts[i] if body.texts is not None else None,
+            _source(body.images[i], "image", i) if body.images is not None else None,
+            _source(body.files[i], "file", i) if body.files is not None else None,
+        )
+        if item.image is None and item.file is None or item.text is not None:
             validation.text(item.text, i)
         items.append(item)
     return items
@@ -414,8 +451,9 @@ class _Scored:
     billed: int
 
 
-def _lookup(clf: Any, items: list[Item], op: str, thr: float | None, use_cache: bool
-            ) -> tuple[list[Any], list[str | None]]:
+def _lookup(
+    clf: Any, items: list[Item], op: str, thr: float | None, use_cache: bool
+) -> tuple[list[Any], list[str | None]]:
     out: list[Any] = [None] * len(items)
     keys: list[str | None] = [None] * len(items)
     if use_cache:
@@ -434,8 +472,16 @@ def _store(keys: list[str | None], results: list[Any], fresh: list[int]) -> None
             cache_mod.put_result(k, results[i].to_dict())
 
 
-async def _score(request: Request, caller: Caller, body: _Options, items: list[Item], op: str,
-                 thr: float | None, endpoint: str, t0: float) -> _Scored:
+async def _score(
+    request: Request,
+    caller: Caller,
+    body: _Options,
+    items: list[Item],
+    op: str,
+    thr: float | None,
+    endpoint: str,
+    t0: float,
+) -> _Scored:
     st = _state(request)
     rid = request.state.request_id
     clf = None
@@ -457,21 +503,42 @@ async def _score(request: Request, caller: Caller, body: _Options, items: list[I
             if body.cache:
                 await run_in_threadpool(_store, keys, out, todo)
     except ClasserError as exc:
-        usagelog.record(endpoint=endpoint, model=clf.spec.name if clf else None,
-                        labels=len(clf.labels) if clf else 0, items=len(items),
-                        latency_ms=(time.perf_counter() - t0) * 1000, status="error", error_code=exc.code,
-                        request_id=rid, key_id=caller.key_id)
+        usagelog.record(
+            endpoint=endpoint,
+            model=clf.spec.name if clf else None,
+            labels=len(clf.labels) if clf else 0,
+            items=len(items),
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            status="error",
+            error_code=exc.code,
+            request_id=rid,
+            key_id=caller.key_id,
+        )
         raise
     ms = round((time.perf_counter() - t0) * 1000, 3)
     single = len(items) == 1 and not endpoint.endswith("batch")
-    final = [r.with_meta(latency_ms=ms if single else round(ms / len(items), 3),
-                         request_id=rid if single else "req_" + uuid.uuid4().hex[:24]) for r in out]
+    final = [
+        r.with_meta(
+            latency_ms=ms if single else round(ms / len(items), 3),
+            request_id=rid if single else "req_" + uuid.uuid4().hex[:24],
+        )
+        for r in out
+    ]
     fresh_results = [r for r in final if not r.cached]
     tokens = sum(r.tokens for r in fresh_results)
     vtokens = sum(r.visual_tokens for r in fresh_results)
-    usagelog.record(endpoint=endpoint, model=clf.spec.name, labels=len(clf.labels), items=len(final),
-                    tokens=tokens, visual_tokens=vtokens, latency_ms=ms, cached_items=len(final) - len(fresh_results),
-                    request_id=rid, key_id=caller.key_id)
+    usagelog.record(
+        endpoint=endpoint,
+        model=clf.spec.name,
+        labels=len(clf.labels),
+        items=len(final),
+        tokens=tokens,
+        visual_tokens=vtokens,
+        latency_ms=ms,
+        cached_items=len(final) - len(fresh_results),
+        request_id=rid,
+        key_id=caller.key_id,
+    )
     billed = tokens + vtokens
     await _bill(request, caller, billed)
     return _Scored(final, keys, len(final) - len(fresh_results), billed)
@@ -524,8 +591,12 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         usagelog.flush()
         state.keys.close()
 
-    app = FastAPI(title="classer_local", version=__version__, lifespan=lifespan,
-                  description="Offline classification server speaking the hosted classification API.")
+    app = FastAPI(
+        title="classer_local",
+        version=__version__,
+        lifespan=lifespan,
+        description="Offline classification server speaking the hosted classification API.",
+    )
     app.state.classer = state
     server_errors.install(app)
     limits: dict[str, int | None] = {"/v1/batch": None}
@@ -534,12 +605,16 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "auth": config.auth,
-                "batching": state.batcher.stats.to_dict()}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "auth": config.auth,
+            "batching": state.batcher.stats.to_dict(),
+        }
 
     # ----------------------------------------------------------------- real-time scoring
     @app.post("/v1/classify", tags=["classify"], response_model=ClassifyResponse, responses=_ERRORS)
-    async def classify(body: ClassifyRequest, request: Request, caller: Caller = Depends(metered)) -> JSONResponse:
+    async def classify(body: ClassifyRequest, request: Request, caller: Metered) -> JSONResponse:
         t0 = time.perf_counter()
         _check_strings(body.model_dump())
         items = [_single_item(body)]
@@ -547,15 +622,16 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return JSONResponse(scored.results[0].to_dict(), headers=_cache_headers(scored, body.cache))
 
     @app.post("/v1/tag", tags=["classify"], response_model=TagResponse, responses=_ERRORS)
-    async def tag(body: TagRequest, request: Request, caller: Caller = Depends(metered)) -> JSONResponse:
+    async def tag(body: TagRequest, request: Request, caller: Metered) -> JSONResponse:
         t0 = time.perf_counter()
         _check_strings(body.model_dump())
         items = [_single_item(body)]
         scored = await _score(request, caller, body, items, "tag", body.threshold, "tag", t0)
         return JSONResponse(scored.results[0].to_dict(), headers=_cache_headers(scored, body.cache))
 
-    async def _batch(request: Request, caller: Caller, body: BatchRequest, op: str, thr: float | None
-                     ) -> JSONResponse:
+    async def _batch(
+        request: Request, caller: Caller, body: BatchRequest, op: str, thr: float | None
+    ) -> JSONResponse:
         t0 = time.perf_counter()
         _check_strings(body.model_dump())
         items = _batch_items(body)
@@ -573,100 +649,142 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return JSONResponse(payload, headers=_cache_headers(scored, body.cache))
 
     @app.post("/v1/classify/batch", tags=["classify"], responses=_ERRORS)
-    async def classify_batch(body: BatchRequest, request: Request, caller: Caller = Depends(metered)
-                             ) -> JSONResponse:
+    async def classify_batch(body: BatchRequest, request: Request, caller: Metered) -> JSONResponse:
         return await _batch(request, caller, body, "classify", None)
 
     @app.post("/v1/tag/batch", tags=["classify"], responses=_ERRORS)
-    async def tag_batch(body: TagBatchRequest, request: Request, caller: Caller = Depends(metered)
-                        ) -> JSONResponse:
+    async def tag_batch(body: TagBatchRequest, request: Request, caller: Metered) -> JSONResponse:
         return await _batch(request, caller, body, "tag", body.threshold)
 
     @app.post("/cohere/v1/classify", tags=["cohere"], responses=_ERRORS)
-    async def cohere_classify(body: CohereRequest, request: Request, caller: Caller = Depends(metered)
-                              ) -> JSONResponse:
+    async def cohere_classify(body: CohereRequest, request: Request, caller: Metered) -> JSONResponse:
         from .. import cohere
 
         t0 = time.perf_counter()
         data = body.model_dump()
         _check_strings(data)
         res = await state.batcher.call(
-            lambda: cohere.classify(data["inputs"], data["examples"], truncate=body.truncate, model=body.model,
-                                    priority=body.priority or "standard"))
+            lambda: cohere.classify(
+                data["inputs"],
+                data["examples"],
+                truncate=body.truncate,
+                model=body.model,
+                priority=body.priority or "standard",
+            )
+        )
         out = res.to_dict()
         billed = int(out["meta"]["billed_units"].get("input_tokens", 0))
         await _bill(request, caller, billed)
-        headers = {"X-Tokens-Used": str(billed),
-                   "X-Latency-Ms": str(round((time.perf_counter() - t0) * 1000, 3))}
+        headers = {
+            "X-Tokens-Used": str(billed),
+            "X-Latency-Ms": str(round((time.perf_counter() - t0) * 1000, 3)),
+        }
         return JSONResponse(out, headers=headers)
 
     # ----------------------------------------------------------------- models, keys, balance, usage
     @app.get("/v1/models", tags=["meta"], responses=_ERRORS)
-    async def models(caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def models(caller: Authed) -> dict[str, Any]:
         from ..registry import models as list_models
 
         return {"models": await run_in_threadpool(list_models)}
 
     @app.get("/v1/keys", tags=["keys"], responses=_ERRORS)
-    async def list_keys(caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def list_keys(caller: Authed) -> dict[str, Any]:
         if caller.key is not None and not caller.admin:
             return {"keys": [await run_in_threadpool(state.keys.get, caller.key["id"])]}
         return {"keys": await run_in_threadpool(state.keys.list)}
 
     @app.post("/v1/keys", tags=["keys"], status_code=201, responses=_ERRORS)
-    async def create_key(body: KeyCreateRequest, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def create_key(body: KeyCreateRequest, caller: Authed) -> dict[str, Any]:
         _require_admin(caller)
         _check_strings(body.name)
         key, row = await run_in_threadpool(
-            lambda: state.keys.create(body.name, quota=body.quota, rpm=body.rpm, tpm=body.tpm, admin=body.admin))
+            lambda: state.keys.create(
+                body.name, quota=body.quota, rpm=body.rpm, tpm=body.tpm, admin=body.admin
+            )
+        )
         return {"key": key, **row}
 
     @app.get("/v1/balance", tags=["keys"], responses=_ERRORS)
-    async def balance(caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def balance(caller: Authed) -> dict[str, Any]:
         if caller.key is None:
             return {"key_id": None, "name": None, "quota": None, "used": None, "remaining": None}
         row = await run_in_threadpool(state.keys.get, caller.key["id"])
-        return {"key_id": row["id"], "name": row["name"], "quota": row["quota"], "used": row["used"],
-                "remaining": row["remaining"]}
+        return {
+            "key_id": row["id"],
+            "name": row["name"],
+            "quota": row["quota"],
+            "used": row["used"],
+            "remaining": row["remaining"],
+        }
 
     def _scope(caller: Caller, key_id: str | None) -> str | None:
         # A key that is not admin sees only its own rows.
         return key_id if caller.admin else caller.key_id
 
     @app.get("/v1/usage", tags=["usage"], responses=_ERRORS)
-    async def usage(caller: Caller = Depends(authenticate), since: str | None = None, until: str | None = None,
-                    group_by: Literal["day", "hour", "month", "endpoint", "model", "key_id"] | None = "day",
-                    endpoint: str | None = None, model: str | None = None, key_id: str | None = None
-                    ) -> dict[str, Any]:
+    async def usage(
+        caller: Authed,
+        since: str | None = None,
+        until: str | None = None,
+        group_by: Literal["day", "hour", "month", "endpoint", "model", "key_id"] | None = "day",
+        endpoint: str | None = None,
+        model: str | None = None,
+        key_id: str | None = None,
+    ) -> dict[str, Any]:
         _check_strings([since, until, endpoint, model, key_id])
-        return await run_in_threadpool(lambda: usagelog.usage(
-            since=_time_arg(since, "since"), until=_time_arg(until, "until"), group_by=group_by,
-            endpoint=endpoint, model=model, key_id=_scope(caller, key_id)))
+        return await run_in_threadpool(
+            lambda: usagelog.usage(
+                since=_time_arg(since, "since"),
+                until=_time_arg(until, "until"),
+                group_by=group_by,
+                endpoint=endpoint,
+                model=model,
+                key_id=_scope(caller, key_id),
+            )
+        )
 
     @app.get("/v1/logs", tags=["usage"], responses=_ERRORS)
-    async def logs(caller: Caller = Depends(authenticate), limit: int = Query(100, ge=1, le=MAX_LOG_ROWS),
-                   offset: int = Query(0, ge=0, le=2**62), since: str | None = None, until: str | None = None,
-                   endpoint: str | None = None, status: str | None = None, cached: bool | None = None,
-                   key_id: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    async def logs(
+        caller: Authed,
+        limit: int = Query(100, ge=1, le=MAX_LOG_ROWS),
+        offset: int = Query(0, ge=0, le=2**62),
+        since: str | None = None,
+        until: str | None = None,
+        endpoint: str | None = None,
+        status: str | None = None,
+        cached: bool | None = None,
+        key_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
         _check_strings([since, until, endpoint, status, key_id, request_id])
-        rows = await run_in_threadpool(lambda: usagelog.logs(
-            limit=MAX_LOG_ROWS if request_id else limit, offset=offset, since=_time_arg(since, "since"),
-            until=_time_arg(until, "until"), endpoint=endpoint, status=status, cached=cached,
-            key_id=_scope(caller, key_id)))
+        rows = await run_in_threadpool(
+            lambda: usagelog.logs(
+                limit=MAX_LOG_ROWS if request_id else limit,
+                offset=offset,
+                since=_time_arg(since, "since"),
+                until=_time_arg(until, "until"),
+                endpoint=endpoint,
+                status=status,
+                cached=cached,
+                key_id=_scope(caller, key_id),
+            )
+        )
         if request_id:
             rows = [r for r in rows if r["request_id"] == request_id][:limit]
         return {"logs": rows}
 
     # ----------------------------------------------------------------- saved classifiers
     @app.get("/v1/classifiers", tags=["classifiers"], responses=_ERRORS)
-    async def list_classifiers(caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def list_classifiers(caller: Authed) -> dict[str, Any]:
         from .. import store
 
         return {"classifiers": await run_in_threadpool(store.list)}
 
     @app.post("/v1/classifiers", tags=["classifiers"], status_code=201, responses=_ERRORS)
-    async def create_classifier(body: ClassifierCreateRequest, request: Request,
-                                caller: Caller = Depends(metered)) -> dict[str, Any]:
+    async def create_classifier(
+        body: ClassifierCreateRequest, request: Request, caller: Metered
+    ) -> dict[str, Any]:
         from .. import store
 
         data = body.model_dump()
@@ -679,14 +797,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return await state.batcher.call(lambda: store.create(name, labels, priority=priority, **data))
 
     @app.get("/v1/classifiers/{name}", tags=["classifiers"], responses=_ERRORS)
-    async def get_classifier(name: str, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def get_classifier(name: str, caller: Authed) -> dict[str, Any]:
         from .. import store
 
         _check_strings(name)
         return await run_in_threadpool(store.get, name)
 
     @app.delete("/v1/classifiers/{name}", tags=["classifiers"], responses=_ERRORS)
-    async def delete_classifier(name: str, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def delete_classifier(name: str, caller: Authed) -> dict[str, Any]:
         from .. import store
 
         _check_strings(name)
@@ -707,10 +825,11 @@ def _time_arg(value: str | None, name: str) -> Any:
     from datetime import datetime
 
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidRequestError(f"{name}_invalid", f"{name} must be an ISO time or Unix seconds.",
-                                  {name: value}) from None
+        raise InvalidRequestError(
+            f"{name}_invalid", f"{name} must be an ISO time or Unix seconds.", {name: value}
+        ) from None
     return value
 
 
@@ -718,8 +837,9 @@ def _jobs() -> Any:
     try:
         from .. import jobs
     except ImportError as exc:
-        raise ServerError("not_implemented", "Batch jobs are not available in this build.",
-                          {"reason": str(exc)}) from None
+        raise ServerError(
+            "not_implemented", "Batch jobs are not available in this build.", {"reason": str(exc)}
+        ) from None
     return jobs
 
 
@@ -749,11 +869,18 @@ def _scan_upload(path: Path) -> None:
             for name in ("image", "file"):
                 values = obj.get(name)
                 for v in values if isinstance(values, list) else [values]:
-                    if isinstance(v, str) and len(v) < 4096 and not v[:8].lower().startswith(
-                            ("data:", "http://", "https:/")) and os.path.exists(v):
+                    if (
+                        isinstance(v, str)
+                        and len(v) < 4096
+                        and not v[:8].lower().startswith(("data:", "http://", "https:/"))
+                        and os.path.exists(v)
+                    ):
                         raise InvalidRequestError(
-                            "path_not_allowed", f"Row {row}: over HTTP, {name} must be base64, a data: URL or "
-                            "an http(s) URL, not a path on the server.", {"row": row, "field": name})
+                            "path_not_allowed",
+                            f"Row {row}: over HTTP, {name} must be base64, a data: URL or "
+                            "an http(s) URL, not a path on the server.",
+                            {"row": row, "field": name},
+                        )
 
 
 def _install_jobs(app: FastAPI, state: _AppState) -> None:
@@ -767,20 +894,24 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
         size = 0
 
         def too_large() -> InvalidRequestError:
-            return InvalidRequestError("request_too_large", f"The upload is larger than {limit} bytes.",
-                                       {"max_bytes": limit})
+            return InvalidRequestError(
+                "request_too_large", f"The upload is larger than {limit} bytes.", {"max_bytes": limit}
+            )
 
         try:
             if ctype.startswith("multipart/form-data"):
                 try:
                     form = await request.form(max_files=1, max_fields=20)
-                except Exception as exc:  # malformed multipart
-                    raise InvalidRequestError("multipart_invalid", f"Could not read the multipart body: {exc}.") \
-                        from None
+                except Exception as exc:  # noqa: BLE001 - any malformed multipart is the client's 400
+                    raise InvalidRequestError(
+                        "multipart_invalid", f"Could not read the multipart body: {exc}."
+                    ) from None
                 upload = form.get("file")
                 if upload is None or isinstance(upload, str):
-                    raise InvalidRequestError("file_required", "Upload the NDJSON as the multipart field `file`.")
-                with open(path, "wb") as fh:
+                    raise InvalidRequestError(
+                        "file_required", "Upload the NDJSON as the multipart field `file`."
+                    )
+                with open(path, "wb") as fh:  # noqa: ASYNC230 - local disk, 1 MB chunks
                     while chunk := await upload.read(1 << 20):
                         size += len(chunk)
                         if size > limit:
@@ -789,7 +920,7 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
                 form_fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
                 form_fields["label"] = [v for v in form.getlist("label") if isinstance(v, str)]
             else:
-                with open(path, "wb") as fh:
+                with open(path, "wb") as fh:  # noqa: ASYNC230 - local disk, small chunks
                     async for chunk in request.stream():
                         size += len(chunk)
                         if size > limit:
@@ -803,18 +934,38 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
             raise
         return path, form_fields
 
-    @app.post("/v1/batch", tags=["jobs"], status_code=201, responses=_ERRORS,
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/x-ndjson": {"schema": {"type": "string"}},
-                  "multipart/form-data": {"schema": {"type": "object", "properties": {
-                      "file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
-    async def create_job(request: Request, caller: Caller = Depends(metered),
-                         labels: str | None = Query(None, description="Comma-separated labels."),
-                         label: list[str] | None = Query(None, description="A label; repeat for more."),
-                         classifier: str | None = None, kind: Literal["classify", "tag"] = "classify",
-                         priority: Priority | None = None,
-                         threshold: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
-                         start: bool = False) -> dict[str, Any]:
+    @app.post(
+        "/v1/batch",
+        tags=["jobs"],
+        status_code=201,
+        responses=_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                            "required": ["file"],
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def create_job(
+        request: Request,
+        caller: Metered,
+        labels: str | None = Query(None, description="Comma-separated labels."),
+        label: list[str] | None = Query(None, description="A label; repeat for more."),  # noqa: B008
+        classifier: str | None = None,
+        kind: Literal["classify", "tag"] = "classify",
+        priority: Priority | None = None,
+        threshold: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
+        start: bool = False,
+    ) -> dict[str, Any]:
         """Upload NDJSON rows ``{"id"?, "text" | "image" | "file"}`` as a job; ``start=true`` runs it now."""
         jobs = _jobs()
         path, form = await upload_to_file(request)
@@ -826,8 +977,12 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
             classifier = classifier or form.get("classifier")
             kind = form.get("kind", kind)
             _check_strings([names, classifier, kind])
-            kwargs: dict[str, Any] = {"kind": kind, "priority": priority or form.get("priority") or "standard",
-                                      "threshold": threshold, "copy": True}
+            kwargs: dict[str, Any] = {
+                "kind": kind,
+                "priority": priority or form.get("priority") or "standard",
+                "threshold": threshold,
+                "copy": True,
+            }
             if names:
                 kwargs["labels"] = names
             if classifier:
@@ -840,7 +995,7 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
         return _job_dict(job)
 
     @app.post("/v1/batch/{job_id}/start", tags=["jobs"], responses=_ERRORS)
-    async def start_job(job_id: str, caller: Caller = Depends(metered)) -> dict[str, Any]:
+    async def start_job(job_id: str, caller: Metered) -> dict[str, Any]:
         jobs = _jobs()
         _check_strings(job_id)
         job = await run_in_threadpool(jobs.get, job_id)
@@ -848,20 +1003,21 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
         return _job_dict(job)
 
     @app.get("/v1/batch", tags=["jobs"], responses=_ERRORS)
-    async def list_jobs(caller: Caller = Depends(authenticate),
-                        status: Literal["created", "running", "completed", "failed", "cancelled"] | None = None
-                        ) -> dict[str, Any]:
+    async def list_jobs(
+        caller: Authed,
+        status: Literal["created", "running", "completed", "failed", "cancelled"] | None = None,
+    ) -> dict[str, Any]:
         jobs = _jobs()
         return {"jobs": await run_in_threadpool(lambda: [_job_dict(j) for j in jobs.list(status)])}
 
     @app.get("/v1/batch/{job_id}", tags=["jobs"], responses=_ERRORS)
-    async def get_job(job_id: str, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def get_job(job_id: str, caller: Authed) -> dict[str, Any]:
         jobs = _jobs()
         _check_strings(job_id)
         return await run_in_threadpool(lambda: _job_dict(jobs.get(job_id)))
 
     @app.get("/v1/batch/{job_id}/results", tags=["jobs"], responses=_ERRORS)
-    async def job_results(job_id: str, caller: Caller = Depends(authenticate)) -> StreamingResponse:
+    async def job_results(job_id: str, caller: Authed) -> StreamingResponse:
         """The result lines written so far, as NDJSON, in input order."""
         import json
 
@@ -873,11 +1029,12 @@ def _install_jobs(app: FastAPI, state: _AppState) -> None:
             for row in job.results():
                 yield (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
 
-        return StreamingResponse(lines(), media_type="application/x-ndjson",
-                                 headers={"X-Job-Status": job.status})
+        return StreamingResponse(
+            lines(), media_type="application/x-ndjson", headers={"X-Job-Status": job.status}
+        )
 
     @app.delete("/v1/batch/{job_id}", tags=["jobs"], responses=_ERRORS)
-    async def delete_job(job_id: str, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
+    async def delete_job(job_id: str, caller: Authed) -> dict[str, Any]:
         jobs = _jobs()
         _check_strings(job_id)
         await run_in_threadpool(jobs.delete, job_id)
@@ -890,13 +1047,15 @@ def _upload_dir() -> Path:
     return config.subdir("uploads")
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None,
-          log_level: str = "info") -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None, log_level: str = "info"
+) -> None:
     """Run the server in this process (one process: the model is loaded once)."""
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, workers=1,
-                timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(config), host=host, port=port, log_level=log_level, workers=1, timeout_graceful_shutdown=5
+    )
 
 
 __all__ = ["ServerConfig", "create_app", "serve"]

@@ -54,13 +54,18 @@ class BatchStats:
     items: int = 0
 
     def to_dict(self) -> dict[str, float]:
-        return {"calls": self.calls, "requests": self.requests, "items": self.items,
-                "requests_per_call": round(self.requests / self.calls, 3) if self.calls else 0.0}
+        return {
+            "calls": self.calls,
+            "requests": self.requests,
+            "items": self.items,
+            "requests_per_call": round(self.requests / self.calls, 3) if self.calls else 0.0,
+        }
 
 
 class MicroBatcher:
-    def __init__(self, max_wait_ms: float = 2.0, max_items: int = 256,
-                 executor: ThreadPoolExecutor | None = None) -> None:
+    def __init__(
+        self, max_wait_ms: float = 2.0, max_items: int = 256, executor: ThreadPoolExecutor | None = None
+    ) -> None:
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.max_items = max(1, max_items)
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="classer-model")
@@ -94,17 +99,21 @@ class MicroBatcher:
                 if first and lane.size < self.max_items and self.max_wait_s:
                     try:
                         await asyncio.wait_for(lane.full.wait(), self.max_wait_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 first = False
                 lane.full.clear()
                 take, n = 0, 0
-                while take < len(lane.pending) and (take == 0 or n + len(lane.pending[take][0]) <= self.max_items):
+                while take < len(lane.pending) and (
+                    take == 0 or n + len(lane.pending[take][0]) <= self.max_items
+                ):
                     n += len(lane.pending[take][0])
                     take += 1
                 units, lane.pending = lane.pending[:take], lane.pending[take:]
                 lane.size -= n
-                outcomes = await self.call(_run_units, lane.clf, lane.op, lane.threshold, [u[0] for u in units])
+                outcomes = await self.call(
+                    _run_units, lane.clf, lane.op, lane.threshold, [u[0] for u in units]
+                )
                 self.stats.calls += 1
                 self.stats.requests += len(units)
                 self.stats.items += n
@@ -118,7 +127,9 @@ class MicroBatcher:
         except BaseException as exc:  # cancelled at shutdown: fail whoever is still waiting
             for _, fut in lane.pending:
                 if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("server shutting down"))
+                    fut.set_exception(
+                        exc if isinstance(exc, Exception) else RuntimeError("server shutting down")
+                    )
             raise
         finally:
             if self._lanes.get(key) is lane:
@@ -133,7 +144,7 @@ def _run_units(clf: Any, op: str, threshold: float | None, units: list[list[Any]
     flat = [item for unit in units for item in unit]
     try:
         results = clf.run(flat, op, threshold)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - handed to the waiting request, which re-raises it
         if len(units) == 1:
             return [exc]
         return [_run_units(clf, op, threshold, [unit])[0] for unit in units]

@@ -17,7 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import STATUS_BY_ERROR, ClasserError, InvalidRequestError, NotFoundError, RateLimitError, ServerError
+from ..errors import (
+    STATUS_BY_ERROR,
+    ClasserError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+)
 
 log = logging.getLogger("classer_local.server")
 
@@ -62,14 +69,21 @@ def _jsonable(value: Any) -> Any:
 
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    errors = getattr(exc, "errors", lambda: [])()
+    errors: list[dict[str, Any]] = getattr(exc, "errors", list)()
     # Keep loc/msg/type: "input" and "ctx" may hold the raw (possibly huge or unserialisable) value.
-    slim = [{"loc": [_jsonable(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")),
-             "type": str(e.get("type", ""))} for e in errors[:20]]
+    slim = [
+        {
+            "loc": [_jsonable(x) for x in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors[:20]
+    ]
     first = slim[0] if slim else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(x) for x in first["loc"] if x != "body") or "body"
-    err = InvalidRequestError("request_invalid", f"Invalid request: {where}: {first['msg']}.",
-                              {"errors": slim})
+    err = InvalidRequestError(
+        "request_invalid", f"Invalid request: {where}: {first['msg']}.", {"errors": slim}
+    )
     return await on_classer_error(request, err)
 
 
@@ -77,11 +91,15 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     err: ClasserError
     if exc.status_code == 404:
-        err = NotFoundError("route_not_found", f"No route {request.method} {request.url.path}.",
-                            {"path": request.url.path})
+        err = NotFoundError(
+            "route_not_found", f"No route {request.method} {request.url.path}.", {"path": request.url.path}
+        )
     elif exc.status_code == 405:
-        err = InvalidRequestError("method_not_allowed", f"{request.method} is not allowed on {request.url.path}.",
-                                  {"method": request.method, "path": request.url.path})
+        err = InvalidRequestError(
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}.",
+            {"method": request.method, "path": request.url.path},
+        )
     elif exc.status_code == 413:
         err = InvalidRequestError("request_too_large", str(exc.detail))
     elif exc.status_code < 500:
@@ -94,8 +112,9 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     rid = getattr(request.state, "request_id", None)
     log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, rid)
-    err = ServerError("internal_error", "The server failed to handle this request; it has been logged.",
-                      {"request_id": rid})
+    err = ServerError(
+        "internal_error", "The server failed to handle this request; it has been logged.", {"request_id": rid}
+    )
     return await on_classer_error(request, err)
 
 
@@ -128,8 +147,9 @@ class BodyLimitMiddleware:
         return self.limit
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        err = InvalidRequestError("request_too_large", f"The request body is larger than {limit} bytes.",
-                                  {"max_bytes": limit})
+        err = InvalidRequestError(
+            "request_too_large", f"The request body is larger than {limit} bytes.", {"max_bytes": limit}
+        )
         await error_response(err)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -69,8 +69,11 @@ def _limit(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
-        raise InvalidRequestError(f"{name}_invalid", f"{name} must be an integer in [0, 2**62] or null.",
-                                  {name: value if isinstance(value, int) and abs(value) < 2**63 else str(value)})
+        raise InvalidRequestError(
+            f"{name}_invalid",
+            f"{name} must be an integer in [0, 2**62] or null.",
+            {name: value if isinstance(value, int) and abs(value) < 2**63 else str(value)},
+        )
     return value
 
 
@@ -90,12 +93,20 @@ class KeyStore:
     def close(self) -> None:
         self._con.close()
 
-    def create(self, name: str, *, quota: int | None = None, rpm: int | None = None, tpm: int | None = None,
-               admin: bool = False) -> tuple[str, dict[str, Any]]:
+    def create(
+        self,
+        name: str,
+        *,
+        quota: int | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        admin: bool = False,
+    ) -> tuple[str, dict[str, Any]]:
         """A new key: returns (the full key, shown only now; its public row)."""
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
-            raise InvalidRequestError("key_name_invalid", f"name must be 1 to {MAX_NAME_CHARS} characters.",
-                                      {"max": MAX_NAME_CHARS})
+            raise InvalidRequestError(
+                "key_name_invalid", f"name must be 1 to {MAX_NAME_CHARS} characters.", {"max": MAX_NAME_CHARS}
+            )
         quota, rpm, tpm = _limit("quota", quota), _limit("rpm", rpm), _limit("tpm", tpm)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
@@ -104,7 +115,8 @@ class KeyStore:
             self._con.execute(
                 "INSERT INTO keys (id, name, salt, hash, quota, used, rpm, tpm, admin, created) "
                 "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
-                (key_id, name.strip(), salt, _digest(salt, secret), quota, rpm, tpm, int(admin), time.time()))
+                (key_id, name.strip(), salt, _digest(salt, secret), quota, rpm, tpm, int(admin), time.time()),
+            )
         return f"clk_{key_id}_{secret}", self.get(key_id)
 
     def _row(self, key_id: str) -> sqlite3.Row | None:
@@ -148,7 +160,7 @@ class KeyStore:
     def update(self, key_id: str, **changes: Any) -> dict[str, Any]:
         """Set ``quota``/``rpm``/``tpm`` (None clears), ``used`` (e.g. 0 to top up) or revoke."""
         self.get(key_id)
-        cols = {}
+        cols: dict[str, Any] = {}
         for name in ("quota", "rpm", "tpm", "used"):
             if name in changes:
                 cols[name] = _limit(name, changes[name])

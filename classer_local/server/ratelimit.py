@@ -39,11 +39,20 @@ class Decision:
             return {}
         out = {}
         if self.limit:
-            out.update({"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
-                        "X-RateLimit-Reset": str(math.ceil(self.reset_s))})
+            out.update(
+                {
+                    "X-RateLimit-Limit": str(self.limit),
+                    "X-RateLimit-Remaining": str(self.remaining),
+                    "X-RateLimit-Reset": str(math.ceil(self.reset_s)),
+                }
+            )
         if self.token_limit:
-            out.update({"X-RateLimit-Limit-Tokens": str(self.token_limit),
-                        "X-RateLimit-Remaining-Tokens": str(self.tokens_remaining)})
+            out.update(
+                {
+                    "X-RateLimit-Limit-Tokens": str(self.token_limit),
+                    "X-RateLimit-Remaining-Tokens": str(self.tokens_remaining),
+                }
+            )
         return out
 
 
@@ -79,11 +88,27 @@ class RateLimiter:
                         break
                 retry, reason = t + self.window_s - now, "tokens"
             if reason:
-                return Decision(False, rpm, max(0, rpm - len(log)), reset, max(retry, 0.001), reason,
-                                tpm, max(0, tpm - used_tokens))
+                return Decision(
+                    False,
+                    rpm,
+                    max(0, rpm - len(log)),
+                    reset,
+                    max(retry, 0.001),
+                    reason,
+                    tpm,
+                    max(0, tpm - used_tokens),
+                )
             log.append([now, 0.0])
-            return Decision(True, rpm, max(0, rpm - len(log)) if rpm else 0,
-                            (log[0][0] + self.window_s - now), 0.0, "", tpm, max(0, tpm - used_tokens))
+            return Decision(
+                True,
+                rpm,
+                max(0, rpm - len(log)) if rpm else 0,
+                (log[0][0] + self.window_s - now),
+                0.0,
+                "",
+                tpm,
+                max(0, tpm - used_tokens),
+            )
 
     def record(self, key: str, tokens: int, now: float | None = None) -> None:
         """Count ``tokens`` against the request ``check`` last admitted for ``key``."""
