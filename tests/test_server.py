@@ -170,6 +170,29 @@ def test_no_keys_yet_then_missing_and_invalid(server: Server) -> None:
     )
 
 
+def test_models(client: httpx.Client) -> None:
+    names = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert names["wordllama-l2-supercat"]["installed"] is True
+
+
+def test_unexpected_exception_is_a_typed_500_without_traceback() -> None:
+    # In-process: a real server has no route that fails unexpectedly on purpose.
+    from starlette.testclient import TestClient
+
+    from classer_local.server.app import ServerConfig, create_app
+
+    app = create_app(ServerConfig(auth=False))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals /etc/something")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/boom")
+    body = _assert_error(r, 500, "internal_error")
+    assert "secret" not in r.text and body["details"]["request_id"] == r.headers["X-Request-ID"]
+
+
 def test_keys_are_stored_hashed(server: Server, admin_key: str) -> None:
     import sqlite3
 
@@ -535,6 +558,8 @@ def test_saved_classifiers(client: httpx.Client) -> None:
     r = client.post("/v1/classify", json={"text": "I was charged twice", "classifier": "tickets@v1"})
     assert r.status_code == 200, r.text
     assert set(r.json()["scores"]) == {"billing", "technical"}
+    assert client.delete("/v1/classifiers/tickets@v1").json() == {"deleted": ["tickets@v1"]}
+    _assert_error(client.get("/v1/classifiers/tickets@v1"), 404, "classifier_not_found")
     _assert_error(client.get("/v1/classifiers/nope"), 404, "classifier_not_found")
     _assert_error(client.get("/v1/classifiers/bad name!"), 400, "classifier_name_invalid")
 
