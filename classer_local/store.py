@@ -303,7 +303,12 @@ def _json_default(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    return str(value)
+    # Image examples given as bytes or PIL images land in get_state's config; a path or data: URI saves.
+    raise InvalidRequestError(
+        "classifier_example_unsaveable",
+        f"A {type(value).__name__} example cannot be saved; give image examples as file paths or data: URIs.",
+        {"type": type(value).__name__},
+    )
 
 
 def _read_manifest(ref: str, vdir: Path) -> dict[str, Any]:
