@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         y_all.append(y)
         T = np.zeros_like(S)
         T[np.arange(len(y)), y] = 1
-        pairs.append((S.ravel(), T.ravel()))
+        pairs.append((S, T))
         fewshot_sets.append((name, ds, clf, X, y, held))
         print(f"{name}: {len(held)} pool rows embedded", flush=True)
     # GoEmotions (multi-label) for tag calibration
@@ -74,53 +74,60 @@ def main(argv: list[str] | None = None) -> dict:
     clf._build()
     S = X @ clf.prototypes_.T
     T = np.array([[lb in r["labels"] for lb in ge_labels] for r in rows], dtype=np.float64)
-    pairs.append((S.ravel(), T.ravel()))
+    pairs.append((S, T))
 
     # temperature: each set contributes equally (rows are already equal in number)
     temps = [fit_temperature(s, y) for s, y in zip(sims_all, y_all)]
     temperature = float(np.exp(np.mean(np.log(temps))))
     print("per-set temperatures", [round(t, 4) for t in temps], "-> geometric mean", round(temperature, 4))
 
-    # tag Platt: equal weight per set by resampling each to the same number of pairs
+    # tag: Platt scaling on [cosine, log softmax(cosine / T)] of one-vs-rest pairs,
+    # each set weighted equally by resampling to the same number of pairs
     rng = np.random.default_rng(0)
-    n_pairs = min(len(s) for s, _ in pairs)
-    ss, tt = [], []
-    for s, t in pairs:
-        idx = rng.choice(len(s), n_pairs, replace=False)
-        ss.append(s[idx])
-        tt.append(t[idx])
-    tag_a, tag_b = fit_platt(np.concatenate(ss), np.concatenate(tt))
-    print(f"tag Platt: a={tag_a:.3f} b={tag_b:.3f}")
+    n_pairs = min(s.size for s, _ in pairs)
+    ff, tt = [], []
+    for S, T in pairs:
+        F = np.stack([S, log_softmax(S / temperature)], axis=-1).reshape(-1, 2)
+        idx = rng.choice(len(F), n_pairs, replace=False)
+        ff.append(F[idx])
+        tt.append(T.ravel()[idx])
+    tag_a, tag_c, tag_b = fit_platt(np.concatenate(ff), np.concatenate(tt))
+    print(f"tag Platt: a={tag_a:.3f} c={tag_c:.3f} b={tag_b:.3f}")
 
-    # prior weight and head C for few-shot: train on N-shot from the pool minus held rows, test on held rows
-    grid = {}
-    for k in (1.0, 2.0, 4.0, 8.0, 16.0):
-        for C in (1.0, 4.0, 10.0, 30.0):
-            grid[(k, C)] = []
+    # prior weight and head C for few-shot: train on N-shot from the pool minus held rows, test on
+    # held rows; fitted separately for a described prior and a names-only prior (weaker, so it
+    # should give way to examples sooner)
+    from classer_local.calibration import SoftmaxHead
+
+    ks, Cs = (1.0, 2.0, 4.0, 8.0, 16.0), (1.0, 4.0, 10.0, 30.0)
+    grid = {(kind, k, C): [] for kind in ("described", "names") for k in ks for C in Cs}
     for name, ds, clf, X, y, held in fewshot_sets:
         held_texts = {r["text"] for r in held}
         rest = [r for r in ds["pool"] if r["text"] not in held_texts]
-        for shots in (8, 32):
+        bare = cl.Classifier(clf.labels, priority=args.priority)
+        bare._build()
+        priors = {"described": log_softmax(X @ clf.prototypes_.T / temperature),
+                  "names": log_softmax(X @ bare.prototypes_.T / temperature)}
+        for shots in (2, 8, 32):
             Xs, ys = sample_few_shot(rest, ds["labels"], shots, 0)
             Xe = clf._embed_label_texts(Xs)
             yi = np.array([ds["labels"].index(v) for v in ys])
-            from classer_local.calibration import SoftmaxHead
-
-            prior = log_softmax(X @ clf.prototypes_.T / temperature)
-            for C in (1.0, 4.0, 10.0, 30.0):
-                head = SoftmaxHead(len(ds["labels"]), C=C).fit(Xe, yi)
-                hl = head.predict_log_proba(X)
-                n = shots
-                for k in (1.0, 2.0, 4.0, 8.0, 16.0):
-                    w = n / (n + k)
-                    acc = float((((1 - w) * prior + w * hl).argmax(1) == y).mean())
-                    grid[(k, C)].append(acc)
-    ranked = sorted(grid.items(), key=lambda kv: -np.mean(kv[1]))
-    for (k, C), accs in ranked[:5]:
-        print(f"prior_weight={k} head_C={C}: mean acc {np.mean(accs):.4f}")
-    (prior_weight, head_C), _ = ranked[0]
-    fitted = {"temperature": round(temperature, 5), "tag_a": round(tag_a, 4), "tag_b": round(tag_b, 4),
-              "prior_weight": prior_weight, "head_C": head_C}
+            for C in Cs:
+                hl = SoftmaxHead(len(ds["labels"]), C=C).fit(Xe, yi).predict_log_proba(X)
+                for k in ks:
+                    w = shots / (shots + k)
+                    for kind, prior in priors.items():
+                        grid[(kind, k, C)].append(float((((1 - w) * prior + w * hl).argmax(1) == y).mean()))
+    ranked = sorted(((key, np.mean(v)) for key, v in grid.items() if key[0] == "described"), key=lambda kv: -kv[1])
+    for (_, k, C), acc in ranked[:5]:
+        print(f"described prior: prior_weight={k} head_C={C}: mean acc {acc:.4f}")
+    (_, prior_weight, head_C), _ = ranked[0]
+    names_ranked = sorted(((k, np.mean(grid[("names", k, head_C)])) for k in ks), key=lambda kv: -kv[1])
+    print("names-only prior:", [(k, round(a, 4)) for k, a in names_ranked])
+    prior_weight_names = names_ranked[0][0]
+    fitted = {"temperature": round(temperature, 5), "tag_a": round(tag_a, 4), "tag_c": round(tag_c, 4),
+              "tag_b": round(tag_b, 4),
+              "prior_weight": prior_weight, "prior_weight_names": prior_weight_names, "head_C": head_C}
     print("fitted", fitted)
     if args.write:
         write_calibration(cl.Classifier(["x"], priority=args.priority).spec.name, fitted)

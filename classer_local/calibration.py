@@ -119,20 +119,27 @@ def fit_temperature(sims: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def fit_platt(scores: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
-    """(a, b) of ``sigmoid(a * s + b)`` by maximum likelihood (Platt scaling)."""
-    s = np.asarray(scores, dtype=np.float64).ravel()
+def fit_platt(features: np.ndarray, targets: np.ndarray) -> tuple[float, ...]:
+    """Weights (w_1..w_k, b) of ``sigmoid(w · f + b)`` by maximum likelihood (Platt scaling).
+
+    ``features`` is (n,) for the classic one-feature fit, or (n, k).
+    """
+    F = np.asarray(features, dtype=np.float64)
+    F = F.reshape(-1, 1) if F.ndim == 1 else F.reshape(-1, F.shape[-1])
     t = np.asarray(targets, dtype=np.float64).ravel()
+    k = F.shape[1]
 
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b = theta
-        z = a * s + b
+        theta = theta.astype(np.float64)
+        z = F @ theta[:k] + theta[k]
         loss = (np.logaddexp(0.0, z) - t * z).sum()
         g = 1.0 / (1.0 + np.exp(-z)) - t
-        return loss, np.array([(g * s).sum(), g.sum()])
+        return loss, np.concatenate([F.T @ g, [g.sum()]])
 
-    a, b = _lbfgs(fun, np.array([1.0, 0.0]), 500)
-    return float(a), float(b)
+    from scipy.optimize import minimize
+
+    res = minimize(fun, np.r_[np.ones(k), 0.0], jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return tuple(float(v) for v in res.x)
 
 
 def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:

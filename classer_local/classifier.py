@@ -52,6 +52,14 @@ class Truncate(str, Enum):
 
 
 @dataclass(frozen=True)
+class _VisualSims:
+    """Visual similarities of a batch (NaN rows: no image) and which rows also had text."""
+
+    sims: np.ndarray
+    has_text: np.ndarray
+
+
+@dataclass(frozen=True)
 class Item:
     """One input: a text, images, a document, or a mix."""
 
@@ -233,7 +241,8 @@ class Classifier:
         L = len(self.labels)
         labels_with = sorted({i for o in owners for i in o})
         n_per_label = len(texts) / max(len(labels_with), 1)
-        k = self._calib("prior_weight", 4.0)
+        # A names-only prior is weaker than a described one, so examples outweigh it sooner.
+        k = self._calib("prior_weight", 8.0) if self.descriptions else self._calib("prior_weight_names", 4.0)
         self.head_weight_ = n_per_label / (n_per_label + k)
         C = self._calib("head_C", 10.0)
         if len(labels_with) >= 2:
@@ -282,12 +291,23 @@ class Classifier:
         full[:, cols] = head_logp + mass
         return scoring.log_softmax((1 - w) * logp + w * full)
 
+    def _tag_prior_logits(self, sims: np.ndarray) -> np.ndarray:
+        """Calibrated sigmoid logits from the prior: a·s + c·log softmax(s/T) + b.
+
+        The cosine alone says how close a label is; the log-softmax term says how it ranks
+        against the other labels. Both weights are fitted on data (benchmarks/calibrate.py).
+        """
+        s = sims.astype(np.float64)
+        a, b = self._calib("tag_a", 1.4), self._calib("tag_b", 0.8)
+        c = self._calib("tag_c", 1.3)
+        T = self._calib("temperature", 0.05)
+        return a * s + c * scoring.log_softmax(s / T) + b
+
     def _tag_logits(self, X: np.ndarray, sims: np.ndarray) -> np.ndarray:
         if self._tag_head_pending is not None:
             with self._lock:
                 self._fit_tag_head()
-        a, b = self._calib("tag_a", 12.0), self._calib("tag_b", -4.0)
-        z = a * sims.astype(np.float64) + b
+        z = self._tag_prior_logits(sims)
         if self.tag_head_ is None:
             return z
         w = self.head_weight_
@@ -300,7 +320,7 @@ class Classifier:
         return z
 
     # ------------------------------------------------------------------ running
-    def _prepare(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray, list[int], list[int], np.ndarray | None]:
+    def _prepare(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray, list[int], list[int], _VisualSims | None]:
         """Embed the items: text vectors, text sims, tokens, visual tokens, visual sims."""
         self._build()
         n = len(items)
@@ -340,9 +360,10 @@ class Classifier:
             vis[visual_idx] = vsims
             for j, i in enumerate(visual_idx):
                 vtokens[i] = vt[j]
-        has_text = np.zeros(n, dtype=bool)
-        has_text[text_idx] = True
-        self._has_text = has_text
+        if vis is not None:
+            has_text = np.zeros(n, dtype=bool)
+            has_text[text_idx] = True
+            vis = _VisualSims(vis, has_text)
         return X, sims, tokens, vtokens, vis
 
     def _load_images(self, image: Any) -> list[Any]:
@@ -366,36 +387,38 @@ class Classifier:
                 )
         return self._visual
 
-    def _fuse_classify(self, X: np.ndarray, sims: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
+    def _fuse_classify(self, X: np.ndarray, sims: np.ndarray, vis: _VisualSims | None) -> np.ndarray:
         logp = self._classify_logp(X, sims)
         if vis is None:
             return logp
         from . import vision
 
         scorer = self._visual_scorer()
+        vis, has_text = vis.sims, vis.has_text
         has_vis = ~np.isnan(vis[:, 0])
         vis_logp = scoring.log_softmax(np.nan_to_num(vis).astype(np.float64) / scorer.temperature)
-        both = has_vis & self._has_text
-        only_vis = has_vis & ~self._has_text
+        both = has_vis & has_text
+        only_vis = has_vis & ~has_text
         out = logp.copy()
         out[only_vis] = vis_logp[only_vis]
         if both.any():
             out[both] = scoring.log_softmax(vision.TEXT_WEIGHT * logp[both] + vision.VISUAL_WEIGHT * vis_logp[both])
         return out
 
-    def _fuse_tag(self, X: np.ndarray, sims: np.ndarray, vis: np.ndarray | None) -> np.ndarray:
+    def _fuse_tag(self, X: np.ndarray, sims: np.ndarray, vis: _VisualSims | None) -> np.ndarray:
         if vis is None:
             return self._tag_logits(X, sims)
         from . import vision
 
         scorer = self._visual_scorer()
         T = self._calib("temperature", 0.05)
+        vis, has_text = vis.sims, vis.has_text
         has_vis = ~np.isnan(vis[:, 0])
         # Put visual similarities on the text scale through the two softmax temperatures.
         vis_as_text = np.nan_to_num(vis) * (T / scorer.temperature)
         mixed = sims.astype(np.float64).copy()
-        both = has_vis & self._has_text
-        only_vis = has_vis & ~self._has_text
+        both = has_vis & has_text
+        only_vis = has_vis & ~has_text
         mixed[only_vis] = vis_as_text[only_vis]
         mixed[both] = (vision.TEXT_WEIGHT * sims[both] + vision.VISUAL_WEIGHT * vis_as_text[both]) / (
             vision.TEXT_WEIGHT + vision.VISUAL_WEIGHT)
@@ -439,7 +462,7 @@ class Classifier:
     def _request_key(self, item: Item, op: str, threshold: float | None) -> str:
         payload = {
             "op": op,
-            "model": self.spec.model_id,
+            "model": self.spec.scoring_id,
             "labels": sorted(self.labels),
             "descriptions": self.descriptions,
             "examples": self.ref or {k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
@@ -580,7 +603,7 @@ class Classifier:
                 logits[fold == f] = sub._tag_logits(X[fold == f], sims[fold == f])
         finally:
             self.head_, self.tag_head_, self.tag_platt_, self.example_vectors_ = full
-        self.tag_platt_ = fit_platt(logits, Y)
+        self.tag_platt_ = fit_platt(logits.ravel(), Y.ravel())
         return True
 
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -612,7 +635,7 @@ class Classifier:
         from .calibration import BinaryHeads, SoftmaxHead
 
         clf = cls(config["labels"], descriptions=config.get("descriptions"), text_type=config.get("text_type"),
-                  model=config["model"], device=device, threshold=config.get("threshold", 0.5),
+                  model=config["model"], priority=config.get("priority", "standard"), device=device, threshold=config.get("threshold", 0.5),
                   truncate=config.get("truncate"))
         visual = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
         clf.examples = visual

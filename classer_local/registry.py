@@ -45,6 +45,12 @@ class ModelSpec:
         """Name and version: part of every cache key, so a new model never serves old answers."""
         return f"{self.name}@{self.version or 'local'}"
 
+    @property
+    def scoring_id(self) -> str:
+        """Model id plus a hash of its prompts and calibration: what a cached answer depends on."""
+        blob = repr((sorted(self.prompt.items()), sorted(self.calibration.items())))
+        return f"{self.model_id}#{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
     def weights_path(self) -> Path:
         """Where the weights are; raises ``ModelNotInstalledError`` when absent."""
         path = _locate(self.weights)
@@ -65,10 +71,12 @@ class ModelSpec:
         return True
 
     def weights_hash(self) -> str:
-        """A cheap fingerprint of the weights on disk (file names, sizes, mtimes)."""
+        """A cheap fingerprint of the weight files on disk (names and sizes; code and caches excluded)."""
         root = self.weights_path()
         h = hashlib.sha256(self.model_id.encode())
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".py", ".pyc", ".pyi", ".typed"})
         for p in files:
             st = p.stat()
             h.update(f"{p.relative_to(root.parent)}:{st.st_size}".encode())

@@ -78,6 +78,7 @@ def connect() -> sqlite3.Connection:
 
 
 def _write_loop() -> None:
+    path = _db_path()
     con = connect()
     placeholders = ",".join("?" * len(_COLUMNS))
     sql = f"INSERT OR REPLACE INTO requests ({','.join(_COLUMNS)}) VALUES ({placeholders})"
@@ -90,6 +91,10 @@ def _write_loop() -> None:
             except queue.Empty:
                 break
         real = [r for r in rows if r is not None]
+        if real and _db_path() != path:  # CLASSER_HOME changed: follow it
+            con.close()
+            path = _db_path()
+            con = connect()
         if real:
             con.execute("BEGIN")
             con.executemany(sql, real)
