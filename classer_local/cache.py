@@ -82,7 +82,7 @@ def put_vectors(model_id: str, vectors: dict[str, np.ndarray]) -> None:
 
 
 def _vec_key(model_id: str, text: str) -> str:
-    return hashlib.sha256(f"{model_id}\x00{text}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
 
 
 def clear() -> None:

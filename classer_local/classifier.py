@@ -238,7 +238,6 @@ class Classifier:
         X = self._embed_label_texts(texts)
         self.example_vectors_ = X
         t0 = time.perf_counter()
-        L = len(self.labels)
         labels_with = sorted({i for o in owners for i in o})
         n_per_label = len(texts) / max(len(labels_with), 1)
         # A names-only prior is weaker than a described one, so examples outweigh it sooner.
@@ -459,7 +458,9 @@ class Classifier:
         return results
 
     # ------------------------------------------------------------------ cached front door
-    def _request_key(self, item: Item, op: str, threshold: float | None) -> str:
+    def request_key(self, item: Item, op: str, threshold: float | None = None) -> str:
+        """SHA-256 of the canonical request: model and calibration, labels (sorted), descriptions,
+        examples (by content), options and the input (files and images by content)."""
         payload = {
             "op": op,
             "model": self.spec.scoring_id,
@@ -478,6 +479,22 @@ class Classifier:
             payload["image_model"] = registry.get("image", kind="image").model_id
         return cache_mod.request_key(payload)
 
+    def cached(self, items: list[Item], op: str, threshold: float | None = None
+               ) -> tuple[list[ClassifyResult | TagResult | None], list[str]]:
+        """The request cache's answers for ``items`` (None where it has none) and their keys."""
+        keys = [self.request_key(it, op, threshold) for it in items]
+        out: list[Any] = []
+        for k in keys:
+            hit = cache_mod.get_result(k)
+            out.append(None if hit is None else _from_cache(hit[0], self.labels, hit[1]))
+        return out, keys
+
+    def remember(self, keys: Sequence[str | None], results: Sequence[Any], indices: Sequence[int]) -> None:
+        """Store ``results[i]`` under ``keys[i]`` for each index (fresh answers only)."""
+        for i in indices:
+            if keys[i] is not None:
+                cache_mod.put_result(keys[i], results[i].to_dict())
+
     def _score(self, items: list[Item], op: str, threshold: float | None, cache: bool | None,
                endpoint: str) -> list[Any]:
         from . import usagelog as usage
@@ -485,26 +502,16 @@ class Classifier:
         use_cache = self.cache if cache is None else cache
         t0 = time.perf_counter()
         thr = None if threshold is None else validation.threshold(threshold)
-        keys: list[str | None] = [None] * len(items)
-        out: list[Any] = [None] * len(items)
-        todo: list[int] = []
         try:
             for i, it in enumerate(items):
                 _check_item(it, i if len(items) > 1 else None)
-            for i, it in enumerate(items):
-                if use_cache:
-                    keys[i] = self._request_key(it, op, thr)
-                    hit = cache_mod.get_result(keys[i])  # type: ignore[arg-type]
-                    if hit is not None:
-                        out[i] = _from_cache(hit[0], self.labels, hit[1])
-                        continue
-                todo.append(i)
+            out, keys = self.cached(items, op, thr) if use_cache else ([None] * len(items), [None] * len(items))
+            todo = [i for i, r in enumerate(out) if r is None]
             if todo:
                 fresh = self.run([items[i] for i in todo], op, thr)
                 for i, r in zip(todo, fresh):
                     out[i] = r
-                    if use_cache and keys[i] is not None:
-                        cache_mod.put_result(keys[i], r.to_dict())  # type: ignore[arg-type]
+                self.remember(keys, out, todo)
         except ClasserError as exc:
             usage.record(endpoint=endpoint, model=self.spec.name, labels=len(self.labels), items=len(items),
                          latency_ms=(time.perf_counter() - t0) * 1000, status="error", error_code=exc.code)
@@ -707,9 +714,7 @@ def _items(values: list[Any]) -> list[Item]:
 
 
 def _check_item(item: Item, index: int | None) -> None:
-    if item.image is None and item.file is None:
-        validation.text(item.text, index)
-    elif item.text is not None and not isinstance(item.text, str):
+    if item.image is None and item.file is None or item.text is not None and not isinstance(item.text, str):
         validation.text(item.text, index)
 
 

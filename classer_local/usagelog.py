@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import config
@@ -150,10 +150,10 @@ def _ts(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     text = str(value)
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def _where(since: Any, until: Any, filters: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -221,7 +221,7 @@ def usage(since: Any = None, until: Any = None, group_by: str | None = "day", **
             raise InvalidRequestError("group_by_invalid", f"group_by must be one of {sorted(GROUPS) + ['endpoint', 'model', 'key_id']}.",
                                       {"group_by": group_by})
         for r in rows:
-            key = str(r[col]) if col is not None else datetime.fromtimestamp(r[0], timezone.utc).strftime(GROUPS[group_by])
+            key = str(r[col]) if col is not None else datetime.fromtimestamp(r[0], UTC).strftime(GROUPS[group_by])
             buckets.setdefault(key, []).append(r)
         out["groups"] = [{"key": k, **_summary(v)} for k, v in buckets.items()]
     return out
@@ -237,7 +237,7 @@ def logs(limit: int = 100, since: Any = None, until: Any = None, offset: int = 0
     out = []
     for r in rows:
         d = dict(zip(_COLUMNS, r))
-        d["time"] = datetime.fromtimestamp(d["ts"], timezone.utc).isoformat()
+        d["time"] = datetime.fromtimestamp(d["ts"], UTC).isoformat()
         d["cached"] = d["cached_items"] > 0
         out.append(d)
     return out

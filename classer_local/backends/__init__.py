@@ -7,14 +7,15 @@ cached per process so a model is loaded once.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     from ..registry import ModelSpec
 
-__all__ = ["TextEmbedder", "load_text", "load_image"]
+__all__ = ["TextEmbedder", "load_image", "load_text"]
 
 
 class TextEmbedder(Protocol):
@@ -63,7 +64,7 @@ TEXT_BACKENDS = {
     "sentence-transformers": ".sentence_transformers.SentenceTransformerEmbedder",
     "wordllama": ".wordllama.WordLlamaEmbedder",
 }
-IMAGE_BACKENDS: dict[str, str] = {}
+IMAGE_BACKENDS: dict[str, str] = {"timm": ".timm_image.TimmImageEmbedder", "open-clip": ".open_clip.OpenCLIPEmbedder"}
 
 
 def load_text(spec: ModelSpec, device: str | None = "auto") -> TextEmbedder:

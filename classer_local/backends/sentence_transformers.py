@@ -6,7 +6,7 @@ length-sorted batches and mean-pools each text's windows (weighted by length).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

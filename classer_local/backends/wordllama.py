@@ -5,8 +5,8 @@ Static token embeddings are averaged, so there is no window to split: every toke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -34,8 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, usagelog, validation
-from .. import cache as cache_mod
-from ..classifier import Item, _from_cache
+from ..classifier import Item
 from ..errors import (
     AuthenticationError,
     ClasserError,
@@ -451,27 +450,6 @@ class _Scored:
     billed: int
 
 
-def _lookup(
-    clf: Any, items: list[Item], op: str, thr: float | None, use_cache: bool
-) -> tuple[list[Any], list[str | None]]:
-    out: list[Any] = [None] * len(items)
-    keys: list[str | None] = [None] * len(items)
-    if use_cache:
-        for i, it in enumerate(items):
-            keys[i] = k = clf._request_key(it, op, thr)
-            hit = cache_mod.get_result(k)
-            if hit is not None:
-                out[i] = _from_cache(hit[0], clf.labels, hit[1])
-    return out, keys
-
-
-def _store(keys: list[str | None], results: list[Any], fresh: list[int]) -> None:
-    for i in fresh:
-        k = keys[i]
-        if k is not None:
-            cache_mod.put_result(k, results[i].to_dict())
-
-
 async def _score(
     request: Request,
     caller: Caller,
@@ -492,7 +470,7 @@ async def _score(
         if op == "tag" and thr is None:
             thr = clf.threshold
         if body.cache:
-            out, keys = await run_in_threadpool(_lookup, clf, items, op, thr, True)
+            out, keys = await run_in_threadpool(clf.cached, items, op, thr)
         else:
             out, keys = [None] * len(items), [None] * len(items)
         todo = [i for i, r in enumerate(out) if r is None]
@@ -501,7 +479,7 @@ async def _score(
             for i, r in zip(todo, fresh):
                 out[i] = r
             if body.cache:
-                await run_in_threadpool(_store, keys, out, todo)
+                await run_in_threadpool(clf.remember, keys, out, todo)
     except ClasserError as exc:
         usagelog.record(
             endpoint=endpoint,
