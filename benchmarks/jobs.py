@@ -9,6 +9,13 @@ job runs: it must stay flat as the file grows (the input is streamed).
     python benchmarks/jobs.py                       # 100 MB and 1 GB, fast tier
     python benchmarks/jobs.py --sizes 5 --priority standard
     python benchmarks/jobs.py --sizes 10,100 --kind tag --workdir /tmp/jobs-bench
+    python benchmarks/jobs.py --sizes "" --ray 10   # local engine vs Ray, 1 and 2 workers, 10 MB
+
+``--ray MB`` (needs ``pip install 'classer-local[ray]'``) runs one more fresh process that
+starts a local Ray (``num_cpus`` = this machine's CPUs) and runs the same input as a local
+job, then as a Ray job with 1 and with 2 workers, one after the other. "rows/s" is the
+whole job (a Ray job includes starting its actors and loading the model in each);
+"steady rows/s" counts from the first checkpointed rows to the end.
 
 Generated files go to ``--workdir`` (a temporary folder by default), never the repository.
 """
@@ -149,6 +156,94 @@ def worker(args: argparse.Namespace) -> None:
     }))
 
 
+class Rate:
+    """Samples ``job.processed`` on a thread: the rate from the first rows written to the end."""
+
+    def __init__(self, job: Any) -> None:
+        self.job, self.first = job, None
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.02):
+            n = self.job.processed
+            if n and self.first is None:
+                self.first = (time.perf_counter(), n)
+
+    def __enter__(self) -> Rate:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._t.join()
+        self.end = (time.perf_counter(), self.job.processed)
+
+    def steady(self) -> float | None:
+        if self.first is None or self.end[0] - self.first[0] < 0.05:
+            return None
+        return (self.end[1] - self.first[1]) / (self.end[0] - self.first[0])
+
+
+def ray_worker(args: argparse.Namespace) -> None:
+    """Local engine, then Ray with 1 and 2 workers, on one input in this (fresh) process."""
+    import ray
+
+    import classer_local as cl
+
+    src = Path(args.ray_worker)
+    t0 = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR")
+    init_s = time.perf_counter() - t0
+    clf = cl.Classifier(LABELS, priority=args.priority)
+    clf.classify_items([cl.Item("warm up the model")], cache=False)
+    runs: list[dict[str, Any]] = []
+    for engine, workers in (("local", None), ("ray", 1), ("ray", 2)):
+        extra: dict[str, Any] = {"engine": "ray", "num_workers": workers} if engine == "ray" else {}
+        job = cl.jobs.create(src, labels=LABELS, priority=args.priority, kind=args.kind,
+                             chunk_size=args.chunk_size, **extra)
+        with Rate(job) as rate:
+            t0 = time.perf_counter()
+            job.start()
+            job_s = time.perf_counter() - t0
+        d = job.to_dict()
+        assert d["status"] == "completed", d
+        steady = rate.steady()
+        runs.append({"engine": engine, "workers": workers or "-", "rows": d["processed"],
+                     "job_s": round(job_s, 2), "rows_s": round(d["processed"] / job_s, 1),
+                     "steady_rows_s": None if steady is None else round(steady, 1)})
+        if engine == "local":
+            expected = [r.get("label") for r in job.results()]
+        else:
+            assert [r.get("label") for r in job.results()] == expected, "Ray labels differ from local"
+        job.delete()
+    ray.shutdown()
+    print(json.dumps({"size_mb": round(src.stat().st_size / 1e6, 1), "ray_init_s": round(init_s, 2),
+                      "runs": runs}))
+
+
+def ray_section(args: argparse.Namespace, work: Path) -> None:
+    src = work / f"input-{args.ray:g}MB.ndjson"
+    if not src.exists():
+        n = generate(src, args.ray)
+        print(f"# generated {src.name}: {n} rows", flush=True)
+    home = work / "home-ray"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "CLASSER_HOME": str(home)}
+    cmd = [sys.executable, __file__, "--ray-worker", str(src), "--priority", args.priority,
+           "--kind", args.kind, "--chunk-size", str(args.chunk_size)]
+    out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    shutil.rmtree(home, ignore_errors=True)
+    print()
+    print(f"# Ray section: {res['size_mb']} MB, {os.cpu_count()} CPUs, local Ray started in {res['ray_init_s']} s; "
+          "same input, one run after the other; Ray labels == local labels")
+    print(f"{'engine':>7} {'workers':>8} {'rows':>9} {'job s':>7} {'rows/s':>9} {'steady rows/s':>14}")
+    for r in res["runs"]:
+        print(f"{r['engine']:>7} {r['workers']:>8} {r['rows']:>9} {r['job_s']:>7} {r['rows_s']:>9} "
+              f"{r['steady_rows_s'] if r['steady_rows_s'] is not None else '-':>14}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100,1000", help="input sizes in MB (default 100,1000)")
@@ -159,10 +254,16 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="inputs and CLASSER_HOME (default: a temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--ray", type=float, default=None, metavar="MB",
+                    help="also compare the local engine with Ray (1 and 2 workers) on an MB-sized input")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--ray-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.ray_worker:
+        ray_worker(args)
         return
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="classer-jobs-bench-"))
@@ -190,9 +291,13 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
             shutil.rmtree(home, ignore_errors=True)  # results files are as large as the input
+        if args.ray:
+            ray_section(args, work)
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
+    if not rows:
+        return
     print()
     print(f"{'size MB':>8} {'rows':>9} {'job rows/s':>11} {'batch rows/s':>13} {'job/batch':>9} "
           f"{'peak RSS MB':>12} {'warm RSS MB':>12}")

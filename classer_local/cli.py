@@ -254,6 +254,39 @@ def _job_dict(job: Any) -> dict[str, Any]:
 _JOB_COLUMNS = ("id", "status", "kind", "processed", "failed", "total", "created_at")
 
 
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    """Create a job and run it here (locally or on Ray); the job is kept, results also go to ``-o``."""
+    jobs = _jobs()
+    opts = _options(args)
+    opts.pop("cache")
+    ray_opts: dict[str, Any] = {}
+    if args.engine == "ray":
+        ray_opts = {"address": args.address, "num_workers": args.workers,
+                    "gpus_per_worker": args.gpus_per_worker, "batch_size": args.batch_size}
+    elif args.address or args.workers or args.gpus_per_worker or args.batch_size:
+        raise CliError("--address, --workers, --gpus-per-worker and --batch-size need --engine ray")
+    job = jobs.create(
+        args.input, opts.pop("labels"), kind=args.kind, threshold=args.threshold, chunk_size=args.chunk_size,
+        engine=args.engine, **ray_opts, **{k: v for k, v in opts.items() if v is not None},
+    )
+    job.start(wait=True, progress=not args.no_progress)
+    info = job.to_dict()
+    if info["status"] != "completed":
+        err = info.get("error") or {}
+        raise CliError(f"job {job.id} {info['status']}: {err.get('message', '')}")
+    output = args.output
+    if output and (output.endswith(("/", os.sep)) or os.path.isdir(output)):
+        os.makedirs(output, exist_ok=True)
+        output = os.path.join(output, "results.ndjson")
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in job.results())
+    summary = {"job_id": job.id, "engine": args.engine, "output": output or str(job.results_path),
+               "rows": info["processed"], "errors": info["failed"]}
+    _emit(args, summary, f"{job.id}: {info['processed']} rows -> {summary['output']} ({info['failed']} errors)")
+    return 0 if info["failed"] == 0 else EXIT_ERROR
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
     jobs = _jobs()
     if args.jobs_command == "list":
@@ -685,6 +718,21 @@ def build_parser() -> argparse.ArgumentParser:
             jp.add_argument("-o", "--output")
         _add_json(jp)
         jp.set_defaults(func=cmd_jobs)
+    jr = jsub.add_parser("run", help="create a job over IN and run it now (locally, or on Ray with --engine ray)")
+    jr.add_argument("input", help="input NDJSON; with --engine ray also a folder or a quoted glob")
+    jr.add_argument("-o", "--output", help="write the results here too (a file, or a folder/ for results.ndjson)")
+    jr.add_argument("--kind", choices=["classify", "tag"], default="classify")
+    jr.add_argument("--threshold", type=float, help="tag threshold")
+    jr.add_argument("--chunk-size", type=int, default=256)
+    jr.add_argument("--engine", choices=["local", "ray"], default="local")
+    jr.add_argument("--address", help="Ray cluster: auto, HOST:PORT or ray://HEAD:10001 (default: a local Ray)")
+    jr.add_argument("--workers", type=int, help="Ray actors (default: the cluster's CPUs, or GPUs)")
+    jr.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray actor (e.g. 1, or 0.5)")
+    jr.add_argument("--batch-size", type=int, help="rows per Ray worker call (default: --chunk-size)")
+    jr.add_argument("--no-progress", action="store_true")
+    _add_labels(jr)
+    _add_json(jr)
+    jr.set_defaults(func=cmd_jobs_run)
 
     cf = sub.add_parser("classifiers", help="saved, versioned classifiers")
     csub = cf.add_subparsers(dest="classifiers_command", metavar="SUBCOMMAND", required=True)

@@ -57,6 +57,7 @@ __all__ = [
 
 STATUSES = ("created", "running", "completed", "failed", "cancelled")
 KINDS = ("classify", "tag")
+ENGINES = ("local", "ray")
 DEFAULT_CHUNK = 256
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 30.0  # a "running" job whose heartbeat is older than this is orphaned
@@ -253,6 +254,7 @@ class Job:
             "labels": spec.get("labels"),
             "model": spec.get("model"),
             "priority": spec.get("priority"),
+            "engine": spec.get("engine") or "local",
             "processed": prog.get("processed", 0),
             "failed": prog.get("failed", 0),
             "total": spec.get("total"),
@@ -376,7 +378,10 @@ class Job:
             _threads.pop(str(self.path), None)
 
     def _check_input(self, spec: dict[str, Any]) -> None:
-        inp = spec["input"]
+        for inp in spec["input"].get("files") or [spec["input"]]:  # "files": a Ray job's glob or folder
+            self._check_file(inp)
+
+    def _check_file(self, inp: dict[str, Any]) -> None:
         try:
             st = os.stat(inp["path"])
         except FileNotFoundError:
@@ -492,6 +497,10 @@ class Job:
 
     def _process(self, stop: threading.Event, progress: bool) -> dict[str, Any]:
         spec = self._spec()
+        if spec.get("engine") == "ray":
+            from . import ray_engine
+
+            return ray_engine.process(self, stop, progress)
         clf = self._classifier(spec)
         kind, threshold = spec["kind"], spec.get("threshold")
         chunk_size = int(spec.get("chunk_size") or DEFAULT_CHUNK)
@@ -553,8 +562,10 @@ class Job:
                  "processed": processed, "failed": failed}
         _write_json(self._progress_file, state)
 
-    def _score_chunk(self, clf: Classifier, kind: str, threshold: float | None,
+    @staticmethod
+    def _score_chunk(clf: Classifier, kind: str, threshold: float | None,
                      lines: builtins.list[tuple[int, bytes]]) -> tuple[bytes, int]:
+        """One NDJSON block for ``(row, raw line)`` pairs, and how many are errors (Ray workers too)."""
         ids: builtins.list[Any] = []
         parsed: builtins.list[Item | ClasserError] = []
         for row, raw in lines:
@@ -567,7 +578,7 @@ class Job:
         if good:
             items = [parsed[i] for i in good]
             try:
-                results = self._score(clf, kind, threshold, items)  # type: ignore[arg-type]
+                results = Job._score(clf, kind, threshold, items)  # type: ignore[arg-type]
                 for i, r in zip(good, results):
                     outcome[i] = r.to_dict()
             except ClasserError as exc:
@@ -576,7 +587,7 @@ class Job:
                 for i in good:  # isolate the bad rows
                     try:
                         one_item: builtins.list[Item] = [parsed[i]]  # type: ignore[list-item]
-                        outcome[i] = self._score(clf, kind, threshold, one_item)[0].to_dict()
+                        outcome[i] = Job._score(clf, kind, threshold, one_item)[0].to_dict()
                     except ServerError:
                         raise
                     except ClasserError as one:
@@ -635,6 +646,38 @@ def _copy_input(source: Any, dest: Path) -> None:
         os.fsync(out.fileno())
 
 
+def _engine_options(engine: str, address: str | None, num_workers: int | None, gpus_per_worker: float,
+                    batch_size: int | None) -> dict[str, Any]:
+    """Validate the engine and its options; the Ray ones as stored in the spec (none for local)."""
+    if engine not in ENGINES:
+        raise InvalidRequestError("job_engine_invalid",
+                                  f"engine must be one of {builtins.list(ENGINES)}, got {engine!r}.",
+                                  {"engine": str(engine)})
+    if engine == "local":
+        given = {k: v for k, v in (("address", address), ("num_workers", num_workers),
+                                   ("gpus_per_worker", gpus_per_worker or None), ("batch_size", batch_size))
+                 if v is not None}
+        if given:
+            raise InvalidRequestError("job_engine_option_invalid",
+                                      f"{', '.join(given)} only apply to engine='ray'.", {"options": [*given]})
+        return {}
+    from . import ray_engine
+
+    ray_engine.require_ray()  # fail at create, not at start
+    if num_workers is not None and (isinstance(num_workers, bool) or int(num_workers) != num_workers
+                                    or num_workers < 1):
+        raise InvalidRequestError("num_workers_invalid", "num_workers must be a positive integer.",
+                                  {"num_workers": num_workers})
+    if not 0 <= float(gpus_per_worker) <= 64:
+        raise InvalidRequestError("gpus_per_worker_invalid", "gpus_per_worker must be within [0, 64].",
+                                  {"gpus_per_worker": gpus_per_worker})
+    if batch_size is not None and not 1 <= int(batch_size) <= validation.MAX_BATCH:
+        raise InvalidRequestError("batch_size_invalid", f"batch_size must be within [1, {validation.MAX_BATCH}].",
+                                  {"batch_size": batch_size})
+    return {"address": address, "num_workers": None if num_workers is None else int(num_workers),
+            "gpus_per_worker": float(gpus_per_worker), "batch_size": None if batch_size is None else int(batch_size)}
+
+
 def create(
     input: str | os.PathLike[str] | IO[Any] | Iterable[Mapping[str, Any]],  # noqa: A002 - the API's name
     labels: Sequence[str] | None = None,
@@ -651,6 +694,11 @@ def create(
     device: str = "auto",
     copy: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
+    engine: str = "local",
+    address: str | None = None,
+    num_workers: int | None = None,
+    gpus_per_worker: float = 0,
+    batch_size: int | None = None,
 ) -> Job:
     """A new job over an NDJSON input; ``start()`` runs it.
 
@@ -658,6 +706,12 @@ def create(
     file object, or an iterable of dicts (both copied). Give ``labels`` (plus descriptions,
     examples, ...) or a saved ``classifier`` (``"name"`` is pinned to its latest version now).
     ``kind`` is ``"classify"`` or ``"tag"``; ``threshold`` applies to tag.
+
+    ``engine="ray"`` runs the job on a Ray cluster (``pip install 'classer-local[ray]'``;
+    see ``classer_local.ray_engine``): ``address`` (``None``: a Ray on this machine,
+    ``"auto"``, ``"ray://head:10001"``), ``num_workers`` actors (default: the cluster's CPUs,
+    or GPUs / ``gpus_per_worker``), ``gpus_per_worker`` GPUs each, ``batch_size`` rows per
+    worker call (default ``chunk_size``). Its input may also be a glob or a folder.
 
     Example:
         >>> job = create([{"id": 1, "text": "refund please"}], labels=["billing", "technical"],
@@ -679,6 +733,7 @@ def create(
                                   {"chunk_size": chunk_size})
     priority = str(getattr(priority, "value", priority) or "standard")
     truncate = getattr(truncate, "value", truncate)
+    ray_opts = _engine_options(engine, address, num_workers, gpus_per_worker, batch_size)
     if classifier is not None:
         from . import store
 
@@ -696,7 +751,13 @@ def create(
     tmp = root / f".tmp-{job_id}"
     tmp.mkdir()
     try:
-        if isinstance(input, (str, os.PathLike)):
+        files: builtins.list[Path] | None = None
+        if engine == "ray" and isinstance(input, (str, os.PathLike)) and not copy:
+            from . import ray_engine
+
+            files = ray_engine.expand_inputs(input)
+            path, copied = (files[0] if len(files) == 1 else Path(os.path.expanduser(input))), False
+        elif isinstance(input, (str, os.PathLike)):
             src = Path(input).expanduser().resolve()
             if not src.is_file():
                 raise NotFoundError("job_input_missing", f"Input file not found: {src}.", {"input": str(src)})
@@ -708,8 +769,14 @@ def create(
         else:
             _copy_input(input, tmp / "input.ndjson")
             path, copied = root / job_id / "input.ndjson", True
-        st = os.stat(tmp / "input.ndjson" if copied else path)
-        total = _count_rows(tmp / "input.ndjson" if copied else path)
+        here = [tmp / "input.ndjson" if copied else path] if files is None else files
+        stats = [os.stat(f) for f in here]
+        total = sum(_count_rows(f) for f in here)
+        inp: dict[str, Any] = {"path": str(path), "copied": copied, "size": sum(st.st_size for st in stats),
+                               "mtime_ns": max(st.st_mtime_ns for st in stats)}
+        if engine == "ray":
+            inp["files"] = [{"path": str(root / job_id / "input.ndjson" if copied else f), "size": st.st_size,
+                             "mtime_ns": st.st_mtime_ns} for f, st in zip(here, stats)]
         spec = {
             "id": job_id,
             "status": "created",
@@ -726,7 +793,9 @@ def create(
             "truncate": truncate,
             "device": device,
             "chunk_size": chunk_size,
-            "input": {"path": str(path), "copied": copied, "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+            "engine": engine,
+            **ray_opts,
+            "input": inp,
             "total": total,
             "created_at": _now(),
             "started_at": None,
