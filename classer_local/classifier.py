@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -139,6 +140,7 @@ class Classifier:
         self._built = False
         self._visual: Any = None
         self.ref: str | None = None  # "name@vN" when loaded from the store
+        self._state_id: str | None = None  # hash of the fitted arrays, when restored from state
         self.tag_platt_: tuple[float, float] | None = None
         self._tag_head_pending: Any = None
 
@@ -466,7 +468,8 @@ class Classifier:
             "model": self.spec.scoring_id,
             "labels": sorted(self.labels),
             "descriptions": self.descriptions,
-            "examples": self.ref or {k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
+            "examples": self.ref or self._state_id or {
+                k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
             "text_type": self.text_type,
             "truncate": self.truncate,
             "tag_platt": self.tag_platt_,
@@ -647,6 +650,10 @@ class Classifier:
         visual = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
         clf.examples = visual
         clf.ref = ref
+        digest = hashlib.sha256(cache_mod.canonical(config).encode())
+        for name in sorted(arrays):
+            digest.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
+        clf._state_id = "state:" + digest.hexdigest()
         clf.prototypes_ = np.asarray(arrays["prototypes"], dtype=np.float32)
         clf.head_weight_ = float(config.get("head_weight", 0.0))
         clf.head_ = clf.tag_head_ = None
@@ -737,7 +744,6 @@ def _looks_like_file(value: str) -> bool:
 
 def _fingerprint(value: Any) -> Any:
     """A stable, content-based stand-in for an input in a cache key."""
-    import hashlib
 
     if value is None or isinstance(value, (int, float, bool)):
         return value
