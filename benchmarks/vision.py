@@ -8,7 +8,7 @@
   on its 100 images; few-shot by 2-fold, 5 shots building prototypes for the other 5).
 * The 34 documents of evaldata/documents: zero-shot with the descriptions below (written
   from what each kind of document is, not from the files), text only, pages only, and fused
-  with ``vision.fuse`` (TEXT_WEIGHT / VISUAL_WEIGHT) as users get it.
+  through ``Classifier(...).classify(file=...)`` as users get it.
 """
 
 from __future__ import annotations
@@ -114,45 +114,36 @@ def cifar(data: Path, text, image_spec, device: str, limit: int | None) -> None:
           f"10-shot {nll(sims_fs, y_test, fs.temperature):.3f}")
 
 
-def documents(data: Path, text, image_spec, device: str) -> None:
+def documents(data: Path, device: str) -> None:
+    """The documents through ``Classifier`` exactly as users call it (``file=``), plus its
+    text-only and pages-only halves for comparison."""
+    import classer_local as cl
+    from classer_local.classifier import Item
+
     root = data / "documents"
     labels = json.loads((root / "labels.json").read_text())
     rows = read_rows(root / "documents.jsonl")
-    y = np.array([labels.index(r["label"]) for r in rows])
+    y = [r["label"] for r in rows]
+    clf = cl.Classifier(labels, descriptions=DOC_DESCRIPTIONS, text_type=DOC_TEXT_TYPE, device=device, cache=False)
+    paths = [str(root / r["file"]) for r in rows]
+    docs = [load_document(p) for p in paths]
+    clf.classify(file=paths[0])  # models loaded before timing
     t0 = time.perf_counter()
-    docs = [load_document(str(root / r["file"])) for r in rows]
-    t_load = time.perf_counter() - t0
-
-    # text side: the label prototypes a user's classifier builds from names + descriptions
-    protos = []
-    for lab in labels:
-        v = text.encode([lab, f"{DOC_TEXT_TYPE} about {lab}", DOC_DESCRIPTIONS[lab]])
-        protos.append(v.mean(0))
-    protos = np.stack(protos)
-    protos /= np.linalg.norm(protos, axis=1, keepdims=True)
-    t1 = time.perf_counter()
-    X = text.encode([d.text for d in docs])
-    text_sims = X @ protos.T
-    t_text = time.perf_counter() - t1
-    T_text = float(text.spec.calibration.get("temperature", 0.05))
-
-    scorer = vision.VisualScorer(labels, DOC_DESCRIPTIONS, None, DOC_TEXT_TYPE, text, image_spec, device)
-    t2 = time.perf_counter()
-    vis_sims, vtokens = scorer.score([d.pages for d in docs])
-    t_vis = time.perf_counter() - t2
+    fused = clf.classify_items([Item(file=p) for p in paths])
+    dt = time.perf_counter() - t0
+    text_only = clf.classify_items([Item(text=d.text) for d in docs])
+    pages_only = clf.classify_items([Item(image=d.pages) for d in docs])
     n_pages = sum(len(d.pages) for d in docs)
 
-    fused = vision.fuse(text_sims, vis_sims, T_text, scorer.temperature)
-    acc = lambda s: float((s.argmax(1) == y).mean())  # noqa: E731
-    print(f"documents  n={len(docs)} ({n_pages} pages)  text-only={acc(text_sims):.3f}  "
-          f"pages-only={acc(vis_sims):.3f}  fused={acc(fused):.3f}  "
-          f"(TEXT_WEIGHT={vision.TEXT_WEIGHT}, VISUAL_WEIGHT={vision.VISUAL_WEIGHT}, T_text={T_text}, "
-          f"T_vis={scorer.temperature})")
-    print(f"  load {t_load:.1f}s, text {t_text:.1f}s, pages {t_vis:.1f}s ({n_pages / t_vis:.1f} pages/s), "
-          f"visual tokens total {sum(vtokens)}")
-    wrong = [(r["file"], r["label"], labels[int(p)]) for r, p in zip(rows, fused.argmax(1)) if labels[int(p)] != r["label"]]
-    for f, want, got in wrong:
-        print(f"  miss {f}: {want} -> {got}")
+    def acc(rs: list) -> float:
+        return float(np.mean([r.label == t for r, t in zip(rs, y)]))
+
+    print(f"documents  n={len(docs)} ({n_pages} pages)  fused={acc(fused):.3f}  "
+          f"text-only (pooled windows)={acc(text_only):.3f}  pages-only={acc(pages_only):.3f}  "
+          f"docs/s={len(docs) / dt:.2f}  visual tokens total {sum(r.visual_tokens for r in fused)}")
+    for r, row in zip(fused, rows):
+        if r.label != row["label"]:
+            print(f"  miss {row['file']}: {row['label']} -> {r.label} ({r.confidence:.2f})")
 
 
 def main() -> None:
@@ -169,7 +160,7 @@ def main() -> None:
     if args.only in (None, "cifar"):
         cifar(args.data, text, image_spec, args.device, args.limit)
     if args.only in (None, "documents"):
-        documents(args.data, text, image_spec, args.device)
+        documents(args.data, args.device)
 
 
 if __name__ == "__main__":

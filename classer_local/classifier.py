@@ -70,6 +70,8 @@ class Item:
 
 
 TYPED_SHARE = 0.25
+PASSAGE_WORDS = 36  # about 48 word-piece tokens: a sentence or two
+MAX_PASSAGES = 64
 _PHRASE_SPLIT = None
 
 
@@ -214,6 +216,15 @@ class Classifier:
             from .backends import l2_normalize
 
             self.prototypes_ = l2_normalize(np.stack(protos))
+            # The parts of each prototype, kept for passage-level scoring of documents.
+            self.components_ = vecs
+            weights = np.zeros((len(self.labels), len(flat)), dtype=np.float32)
+            i = 0
+            for j, pairs in enumerate(per_label):
+                for _, wt in pairs:
+                    weights[j, i] = wt
+                    i += 1
+            self.component_weights_ = weights / weights.sum(axis=1, keepdims=True)
             self._fit_heads()
             self._built = True
 
@@ -276,6 +287,21 @@ class Classifier:
     # ------------------------------------------------------------------ scoring
     def _text_sims(self, X: np.ndarray) -> np.ndarray:
         return scoring.cosine(X, self.prototypes_)
+
+    def _passage_sims(self, text: str) -> np.ndarray:
+        """Label similarities of a document from its passages, not its average.
+
+        What makes a document an invoice or a paper is local (a totals table, an abstract),
+        and averaging a long text's windows washes it out into its topic. So the text is cut
+        into sentence-sized passages (the first ``MAX_PASSAGES``); each part of a label's
+        prototype (name, description, each description phrase) takes its best-matching
+        passage, and the label's score is the weighted mean of those best matches.
+        """
+        words = text.split()
+        passages = [" ".join(words[k : k + PASSAGE_WORDS]) for k in range(0, len(words), PASSAGE_WORDS)]
+        P = self.embedder.encode(passages[:MAX_PASSAGES] or [text])
+        best = (P @ self.components_.T).max(axis=0)
+        return (self.component_weights_ @ best).astype(np.float32)
 
     def _classify_logp(self, X: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """Log-probabilities over labels from text vectors ``X`` and their prior sims."""
@@ -354,6 +380,8 @@ class Classifier:
             sims[text_idx] = self._text_sims(vecs)
             for j, i in enumerate(text_idx):
                 tokens[i] = toks[j]
+                if items[i].file is not None:
+                    sims[i] = self._passage_sims(texts[j])
         vis = None
         if visual_items:
             vsims, vt = self._visual_scorer().score(visual_items)
@@ -392,8 +420,6 @@ class Classifier:
         logp = self._classify_logp(X, sims)
         if vis is None:
             return logp
-        from . import vision
-
         scorer = self._visual_scorer()
         vis, has_text = vis.sims, vis.has_text
         has_vis = ~np.isnan(vis[:, 0])
@@ -403,14 +429,13 @@ class Classifier:
         out = logp.copy()
         out[only_vis] = vis_logp[only_vis]
         if both.any():
-            out[both] = scoring.log_softmax(vision.TEXT_WEIGHT * logp[both] + vision.VISUAL_WEIGHT * vis_logp[both])
+            wv = scorer.visual_weight  # vision.VISUAL_WEIGHT, more once page/image examples exist
+            out[both] = scoring.log_softmax((1 - wv) * logp[both] + wv * vis_logp[both])
         return out
 
     def _fuse_tag(self, X: np.ndarray, sims: np.ndarray, vis: _VisualSims | None) -> np.ndarray:
         if vis is None:
             return self._tag_logits(X, sims)
-        from . import vision
-
         scorer = self._visual_scorer()
         T = self._calib("temperature", 0.05)
         vis, has_text = vis.sims, vis.has_text
@@ -421,8 +446,8 @@ class Classifier:
         both = has_vis & has_text
         only_vis = has_vis & ~has_text
         mixed[only_vis] = vis_as_text[only_vis]
-        mixed[both] = (vision.TEXT_WEIGHT * sims[both] + vision.VISUAL_WEIGHT * vis_as_text[both]) / (
-            vision.TEXT_WEIGHT + vision.VISUAL_WEIGHT)
+        wv = scorer.visual_weight
+        mixed[both] = (1 - wv) * sims[both] + wv * vis_as_text[both]
         z = self._tag_logits(X, mixed)
         return z
 
@@ -629,7 +654,8 @@ class Classifier:
             "visual_examples": {k: [x for x in v if not isinstance(x, str) or _looks_like_file(x)]
                                 for k, v in self.examples.items()},
         }
-        arrays = {"prototypes": self.prototypes_}
+        arrays = {"prototypes": self.prototypes_, "components": self.components_,
+                  "component_weights": self.component_weights_}
         if self.head_ is not None:
             arrays.update(head_coef=self.head_.coef_, head_intercept=self.head_.intercept_,
                           head_labels=self.head_labels_)
@@ -655,6 +681,9 @@ class Classifier:
             digest.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
         clf._state_id = "state:" + digest.hexdigest()
         clf.prototypes_ = np.asarray(arrays["prototypes"], dtype=np.float32)
+        clf.components_ = np.asarray(arrays.get("components", clf.prototypes_), dtype=np.float32)
+        clf.component_weights_ = np.asarray(
+            arrays.get("component_weights", np.eye(len(clf.labels), dtype=np.float32)), dtype=np.float32)
         clf.head_weight_ = float(config.get("head_weight", 0.0))
         clf.head_ = clf.tag_head_ = None
         if "head_coef" in arrays:
