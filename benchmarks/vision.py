@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from classer_local import registry, vision  # noqa: E402
-from classer_local.backends import load_image, load_text  # noqa: E402
-from classer_local.inputs import load_document, load_images  # noqa: E402
+from classer_local import registry, vision
+from classer_local.backends import load_image, load_text
+from classer_local.inputs import load_document, load_images
 
 DOC_TEXT_TYPE = "document"
 DOC_DESCRIPTIONS = {
