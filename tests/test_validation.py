@@ -118,3 +118,17 @@ def test_error_pickles_with_its_code():
     err = InvalidRequestError("labels_empty", "At least one label is required.", {"min": 1})
     back = pickle.loads(pickle.dumps(err))
     assert back.to_dict() == err.to_dict()
+
+
+def test_error_docs_are_current_and_cover_raised_codes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    check = subprocess.run([sys.executable, str(root / "docs" / "gen_errors.py"), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    documented = (root / "docs" / "errors.md").read_text()
+    for code in ("labels_too_many", "input_too_long", "text_too_long", "examples_too_few", "image_invalid",
+                 "decompression_bomb", "too_many_running_jobs", "model_not_installed"):
+        assert f"\n## {code}\n" in documented, code
