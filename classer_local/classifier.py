@@ -457,30 +457,32 @@ class Classifier:
         X, sims, tokens, vtokens, vis = self._prepare(items)
         n = len(items)
         results: list[ClassifyResult | TagResult] = []
+        labels, name = self.labels, self.spec.name
         if op == "classify":
             probs = np.exp(self._fuse_classify(X, sims, vis))
-            ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
+            rounded = scoring.round_distribution(probs).tolist()
+            best = np.argmax(probs, axis=1).tolist()
+            ms = round((time.perf_counter() - t0) * 1000 / max(n, 1), 3)
             for i in range(n):
-                p = scoring.round_distribution(probs[i])
-                best = int(np.argmax(probs[i]))
+                p = rounded[i]
                 results.append(ClassifyResult(
-                    label=self.labels[best], confidence=float(p[best]),
-                    scores={lb: float(v) for lb, v in zip(self.labels, p)},
-                    tokens=tokens[i], visual_tokens=vtokens[i], latency_ms=round(ms, 3),
-                    model=self.spec.name,
+                    label=labels[best[i]], confidence=p[best[i]], scores=dict(zip(labels, p)),
+                    tokens=tokens[i], visual_tokens=vtokens[i], latency_ms=ms, model=name,
+                    request_id=_new_request_id(),
                 ))
         else:
             thr = self.threshold if threshold is None else validation.threshold(threshold)
             probs = scoring.sigmoid(self._fuse_tag(X, sims, vis))
-            ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
+            rounded = scoring.round_scores(probs).tolist()
+            order = np.argsort(-probs, axis=1, kind="stable")
+            above = probs >= thr
+            ms = round((time.perf_counter() - t0) * 1000 / max(n, 1), 3)
             for i in range(n):
-                p = scoring.round_scores(probs[i])
-                order = np.argsort(-probs[i], kind="stable")
-                chosen = [LabelScore(self.labels[j], float(p[j])) for j in order if probs[i, j] >= thr]
+                p = rounded[i]
+                chosen = [LabelScore(labels[j], p[j]) for j in order[i] if above[i, j]]
                 results.append(TagResult(
-                    labels=chosen, scores={lb: float(v) for lb, v in zip(self.labels, p)},
-                    threshold=thr, tokens=tokens[i], visual_tokens=vtokens[i], latency_ms=round(ms, 3),
-                    model=self.spec.name,
+                    labels=chosen, scores=dict(zip(labels, p)), threshold=thr, tokens=tokens[i],
+                    visual_tokens=vtokens[i], latency_ms=ms, model=name, request_id=_new_request_id(),
                 ))
         return results
 
@@ -545,14 +547,14 @@ class Classifier:
                          latency_ms=(time.perf_counter() - t0) * 1000, status="error", error_code=exc.code)
             raise
         total_ms = (time.perf_counter() - t0) * 1000
-        per = total_ms / len(items)
-        final = []
+        per = round(total_ms / len(items), 3)
         for r in out:
-            rid = _new_request_id()
-            final.append(r.with_meta(latency_ms=round(per, 3), request_id=rid))
+            # Results made by this call and not yet shared: stamp the whole call's latency in place
+            # (dataclasses.replace per row would cost more than scoring a fast-tier row).
+            object.__setattr__(r, "latency_ms", per)
         usage.record_results(endpoint=endpoint, model=self.spec.name, labels=len(self.labels),
-                             results=final, latency_ms=total_ms)
-        return final
+                             results=out, latency_ms=total_ms)
+        return out
 
     # ------------------------------------------------------------------ public verbs
     @overload
@@ -796,5 +798,6 @@ def _from_cache(data: dict[str, Any], labels: list[str], age: float) -> Classify
     from .results import result_from_dict
 
     # Keys sort labels, so a hit may come from a call with another label order: restore the caller's.
-    data = {**data, "scores": {lb: data["scores"][lb] for lb in labels}, "cached": True}
+    data = {**data, "scores": {lb: data["scores"][lb] for lb in labels}, "cached": True,
+            "request_id": _new_request_id()}
     return result_from_dict(data).with_meta(cache_age_s=round(age, 3))

@@ -39,16 +39,14 @@ def calibrated_sigmoid(sims: np.ndarray, a: float, b: float) -> np.ndarray:
 
 
 def round_distribution(p: np.ndarray, decimals: int = DECIMALS) -> np.ndarray:
-    """Round a probability vector so the rounded values still sum to exactly 1
+    """Round probability vectors (the last axis) so the rounded values still sum to exactly 1
     (largest-remainder rounding): 200 labels rounded naively can drift by 0.01."""
     scale = 10**decimals
     raw = np.asarray(p, dtype=np.float64) * scale
     floor = np.floor(raw)
-    short = int(round(scale - floor.sum()))
-    if short > 0:
-        order = np.argsort(-(raw - floor), kind="stable")
-        floor[order[:short]] += 1
-    return floor / scale
+    short = np.rint(scale - floor.sum(axis=-1, keepdims=True))
+    ranks = np.argsort(np.argsort(-(raw - floor), axis=-1, kind="stable"), axis=-1, kind="stable")
+    return (floor + (ranks < short)) / scale
 
 
 def round_scores(p: np.ndarray, decimals: int = DECIMALS) -> np.ndarray:
