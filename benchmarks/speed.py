@@ -1,0 +1,243 @@
+"""Speed of classer_local's text path against the raw model it wraps.
+
+    python benchmarks/speed.py --data ../shared/evaldata [--device cpu|cuda] [--reps 5]
+
+* throughput: ``cl.classify_batch`` (cache=False, 1,000 AG News texts a call) against
+  ``SentenceTransformer.encode`` of the same model object on the same texts (batch 64,
+  normalised), interleaved, medians; the ratio is what the wrapper keeps of the model's speed;
+* label count: per-call latency of ``classify_batch`` (100 texts) and of ``classify`` (1 text)
+  with 4, 50 and 200 labels, prototypes already built;
+* warm single-call latency p50/p95 of ``cl.classify`` (cache=False), standard and fast tiers;
+  cache-hit latency p50 (the same request again, cache=True);
+* fast tier texts/s (``classify_batch``, priority="fast") against raw WordLlama ``embed``;
+* in fresh subprocesses (fresh CLASSER_HOME): ``import classer_local`` time (median of
+  several), cold first ``classify`` (import + model load + first call), and peak RSS after
+  a first call and one 1,000-text batch.
+Timings are medians of repetitions: a shared 2-core machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, read_jsonl
+
+AG_LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def eval_texts(data: Path) -> list[str]:
+    """Distinct AG News test texts (7,600), in a fixed shuffled order."""
+    rows = read_jsonl(Path(data) / "ag_news" / "test.jsonl")
+    texts = list(dict.fromkeys(r["text"] for r in rows))
+    np.random.default_rng(0).shuffle(texts)
+    return texts
+
+
+def many_labels(data: Path, n: int) -> list[str]:
+    """``n`` distinct real label names (Banking77, TREC fine, GoEmotions, ...), padded if short."""
+    names: list[str] = []
+    data = Path(data)
+    for rel in ("banking77/label_names.json", "trec/label_names.json", "goemotions/labels.json",
+                "goemotions/labels_ekman.json", "emotion/labels.json", "ag_news/labels.json", "sst2/labels.json"):
+        path = data / rel
+        if path.exists():
+            obj = json.loads(path.read_text())
+            names.extend(obj.values() if isinstance(obj, dict) else obj)
+    out = list(dict.fromkeys(str(x).strip() for x in names if str(x).strip() and len(str(x)) <= 100))
+    i = 0
+    while len(out) < n:
+        out.append(f"topic {i}")
+        i += 1
+    return out[:n]
+
+
+def _time(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def in_process(data: Path, device: str, reps: int, log: Any = print) -> dict[str, Any]:
+    import classer_local as cl
+    from classer_local.api import get_classifier
+
+    texts = eval_texts(data)
+    batch = texts[:1000]
+    out: dict[str, Any] = {}
+
+    # --- throughput against the raw model
+    cl.classify_batch(texts=batch[:32], labels=AG_LABELS, cache=False, device=device)
+    clf = get_classifier(AG_LABELS, device=device)
+    st = clf.embedder.model
+    bs = clf.embedder.batch_size
+    st.encode(batch[:32], batch_size=bs)
+    raw_t, cl_t = [], []
+    for _ in range(min(reps, 3)):  # 1,000 long texts: ~10 s a repetition on 2 cores
+        raw_t.append(_time(lambda: st.encode(batch, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True)))
+        cl_t.append(_time(lambda: cl.classify_batch(texts=batch, labels=AG_LABELS, cache=False, device=device)))
+    out["throughput"] = {"texts": len(batch), "batch_size": bs, "raw_encode_texts_per_s": len(batch) / float(np.median(raw_t)),
+                         "classify_batch_texts_per_s": len(batch) / float(np.median(cl_t)),
+                         "ratio": float(np.median(raw_t) / np.median(cl_t)),
+                         "raw_s": raw_t, "classify_batch_s": cl_t}
+    th = out["throughput"]
+    log(f"speed throughput: classify_batch {th['classify_batch_texts_per_s']:.0f} texts/s, raw encode "
+        f"{th['raw_encode_texts_per_s']:.0f} texts/s, ratio {th['ratio']:.2f}")
+
+    # --- label count
+    small = texts[1000:1100]
+    one = texts[1100:1100 + 20 * reps]
+    out["labels"] = {}
+    for n in (4, 50, 200):
+        labels = many_labels(data, n) if n != 4 else AG_LABELS
+        cl.classify_batch(texts=small[:4], labels=labels, cache=False, device=device)  # builds prototypes
+        per_batch = [_time(lambda lbs=labels: cl.classify_batch(texts=small, labels=lbs, cache=False, device=device))
+                     for _ in range(reps)]
+        per_one = [_time(lambda t=t, lbs=labels: cl.classify(text=t, labels=lbs, cache=False, device=device))
+                   for t in one]
+        out["labels"][n] = {"batch100_ms": 1000 * float(np.median(per_batch)), "single_ms": 1000 * float(np.median(per_one))}
+    lb = out["labels"]
+    for n in (50, 200):
+        lb[n]["batch_ratio_vs_4"] = lb[n]["batch100_ms"] / lb[4]["batch100_ms"]
+        lb[n]["single_ratio_vs_4"] = lb[n]["single_ms"] / lb[4]["single_ms"]
+    log("speed labels: " + ", ".join(f"{n} labels {v['batch100_ms']:.0f} ms/100 texts, {v['single_ms']:.1f} ms/text"
+                                       for n, v in lb.items()))
+
+    # --- warm single-call latency, both tiers, and the cache hit
+    out["latency"] = {}
+    lat_texts = texts[2000:2000 + 40 * reps]
+    for priority in ("standard", "fast"):
+        cl.classify(text="warm up", labels=AG_LABELS, priority=priority, cache=False, device=device)
+        ms = [1000 * _time(lambda t=t, p=priority: cl.classify(text=t, labels=AG_LABELS, priority=p, cache=False,
+                                                                  device=device))
+              for t in lat_texts]
+        out["latency"][priority] = {"p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "calls": len(ms)}
+    hit_text = texts[3000]
+    cl.classify(text=hit_text, labels=AG_LABELS, cache=True, device=device)
+    hits = []
+    for _ in range(40 * reps):
+        t0 = time.perf_counter()
+        r = cl.classify(text=hit_text, labels=AG_LABELS, cache=True, device=device)
+        hits.append(1000 * (time.perf_counter() - t0))
+        assert r.cached
+    out["latency"]["cache_hit"] = {"p50_ms": pct(hits, 50), "p95_ms": pct(hits, 95), "calls": len(hits)}
+    la = out["latency"]
+    log(f"speed latency: standard p50 {la['standard']['p50_ms']:.1f} / p95 {la['standard']['p95_ms']:.1f} ms, fast p50 "
+        f"{la['fast']['p50_ms']:.2f} / p95 {la['fast']['p95_ms']:.2f} ms, cache hit p50 {la['cache_hit']['p50_ms']:.2f} ms")
+
+    # --- fast tier throughput
+    fast = get_classifier(AG_LABELS, priority="fast", device=device)
+    chunks = [texts[i : i + 1000] for i in range(0, min(len(texts), 1000 * max(reps, 3)), 1000)]
+    cl.classify_batch(texts=chunks[0][:16], labels=AG_LABELS, priority="fast", cache=False, device=device)
+    raw_f, cl_f = [], []
+    for c in chunks:
+        raw_f.append(len(c) / _time(lambda c=c: fast.embedder.model.embed(c, norm=True, batch_size=fast.embedder.batch_size)))
+        cl_f.append(len(c) / _time(lambda c=c: cl.classify_batch(texts=c, labels=AG_LABELS, priority="fast", cache=False,
+                                                                 device=device)))
+    out["fast"] = {"classify_batch_texts_per_s": float(np.median(cl_f)), "raw_embed_texts_per_s": float(np.median(raw_f)),
+                   "ratio": float(np.median(cl_f) / np.median(raw_f)),
+                   "mean_words": float(np.mean([len(t.split()) for c in chunks for t in c]))}
+    short = [r["text"] for r in read_jsonl(Path(data) / "banking77" / "test.jsonl")][:3000]
+    short_f = [len(c) / _time(lambda c=c: cl.classify_batch(texts=c, labels=AG_LABELS, priority="fast", cache=False,
+                                                           device=device))
+               for c in (short[i : i + 1000] for i in range(0, len(short), 1000))]
+    out["fast"]["short_texts_per_s"] = float(np.median(short_f))
+    out["fast"]["short_mean_words"] = float(np.mean([len(t.split()) for t in short]))
+    log(f"speed fast tier: classify_batch {out['fast']['classify_batch_texts_per_s']:.0f} texts/s, raw WordLlama "
+        f"{out['fast']['raw_embed_texts_per_s']:.0f} texts/s (AG News, {out['fast']['mean_words']:.0f} words); "
+        f"{out['fast']['short_texts_per_s']:.0f} texts/s on Banking77 queries ({out['fast']['short_mean_words']:.0f} words)")
+    return out
+
+
+_COLD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import classer_local as cl
+t1 = time.perf_counter()
+texts = json.loads(sys.stdin.read())
+r = cl.classify(text=texts[0], labels=["World", "Sports", "Business", "Sci/Tech"], priority=sys.argv[1],
+                device=sys.argv[2], cache=False)
+t2 = time.perf_counter()
+cl.classify_batch(texts=texts, labels=["World", "Sports", "Business", "Sci/Tech"], priority=sys.argv[1],
+                  device=sys.argv[2], cache=False)
+mods = sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules)
+# VmHWM, not ru_maxrss: after fork + exec, ru_maxrss can report the (large) parent's peak.
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")]
+peak = hwm[0] / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"import_s": t1 - t0, "first_call_s": t2 - t1, "cold_total_s": t2 - t0, "peak_rss_mb": peak,
+                  "heavy_modules": mods}))
+"""
+
+
+def _fresh_env() -> dict[str, str]:
+    env = dict(os.environ, CLASSER_HOME=tempfile.mkdtemp(prefix="classer-speed-"), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def subprocesses(data: Path, device: str, runs: int, log: Any = print) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    imports, classes = [], []
+    code = ("import time; t=time.perf_counter(); import classer_local; t1=time.perf_counter(); "
+            "from classer_local import Classifier; print(t1-t, time.perf_counter()-t)")
+    for _ in range(max(runs, 3) + 2):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_fresh_env(), check=True)
+        a, b = res.stdout.split()
+        imports.append(float(a))
+        classes.append(float(b))
+    out["import_s"] = {"median": float(np.median(imports)), "runs": imports,
+                       "with_classifier_median": float(np.median(classes))}
+    batch = json.dumps(eval_texts(data)[:1000])
+    for priority in ("standard", "fast"):
+        rows = []
+        for _ in range(runs):
+            res = subprocess.run([sys.executable, "-c", _COLD, priority, device], input=batch, capture_output=True,
+                                 text=True, env=_fresh_env(), check=True)
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        out[f"cold_{priority}"] = {k: float(np.median([r[k] for r in rows])) for k in
+                                   ("import_s", "first_call_s", "cold_total_s", "peak_rss_mb")}
+        out[f"cold_{priority}"]["heavy_modules"] = rows[-1]["heavy_modules"]
+    log(f"speed import classer_local {1000 * out['import_s']['median']:.0f} ms, with Classifier "
+        f"{1000 * out['import_s']['with_classifier_median']:.0f} ms (medians of {len(imports)}); cold first call "
+        f"standard {out['cold_standard']['cold_total_s']:.1f} s (peak RSS {out['cold_standard']['peak_rss_mb']:.0f} MB), "
+        f"fast {out['cold_fast']['cold_total_s']:.1f} s (peak RSS {out['cold_fast']['peak_rss_mb']:.0f} MB)")
+    return out
+
+
+def run(data: Path, *, device: str = "auto", reps: int = 5, cold_runs: int = 3, log: Any = print) -> dict[str, Any]:
+    from classer_local.config import resolve_device
+
+    device = resolve_device(device)
+    out = in_process(data, device, reps, log)
+    out.update(subprocesses(data, device, cold_runs, log))
+    out["device"] = device
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--cold-runs", type=int, default=3)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("CLASSER_HOME", tempfile.mkdtemp(prefix="classer-speed-"))
+    return run(args.data, device=args.device, reps=args.reps, cold_runs=args.cold_runs)
+
+
+if __name__ == "__main__":
+    main()
