@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -434,7 +435,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.perf_counter()
     # A fresh home: the request and embedding caches start empty, so timings mean the same on every run.
-    os.environ["CLASSER_HOME"] = tempfile.mkdtemp(prefix="classer-bench-")
+    home = tempfile.mkdtemp(prefix="classer-bench-")
+    os.environ["CLASSER_HOME"] = home
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from classer_local.config import resolve_device
@@ -490,6 +492,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"wrote {args.out} and {args.plots}/*.png in {seconds / 60:.1f} min")
     if args.json:
         args.json.write_text(json.dumps(_strip(res), indent=1, default=float))
+    from classer_local import cache, usagelog
+
+    usagelog.flush()
+    cache.close_all()
+    shutil.rmtree(home, ignore_errors=True)
     return res
 
 

@@ -183,10 +183,12 @@ print(json.dumps({"import_s": t1 - t0, "first_call_s": t2 - t1, "cold_total_s": 
 """
 
 
-def _fresh_env() -> dict[str, str]:
-    env = dict(os.environ, CLASSER_HOME=tempfile.mkdtemp(prefix="classer-speed-"), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1")
-    return env
+def _run_fresh(args: list[str], stdin: str | None = None) -> str:
+    """Run a Python subprocess with its own empty CLASSER_HOME; its stdout."""
+    with tempfile.TemporaryDirectory(prefix="classer-speed-") as home:
+        env = dict(os.environ, CLASSER_HOME=home, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        return subprocess.run([sys.executable, *args], input=stdin, capture_output=True, text=True, env=env,
+                              check=True).stdout
 
 
 def subprocesses(data: Path, device: str, runs: int, log: Any = print) -> dict[str, Any]:
@@ -195,8 +197,7 @@ def subprocesses(data: Path, device: str, runs: int, log: Any = print) -> dict[s
     code = ("import time; t=time.perf_counter(); import classer_local; t1=time.perf_counter(); "
             "from classer_local import Classifier; print(t1-t, time.perf_counter()-t)")
     for _ in range(max(runs, 3) + 2):
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_fresh_env(), check=True)
-        a, b = res.stdout.split()
+        a, b = _run_fresh(["-c", code]).split()
         imports.append(float(a))
         classes.append(float(b))
     out["import_s"] = {"median": float(np.median(imports)), "runs": imports,
@@ -205,9 +206,7 @@ def subprocesses(data: Path, device: str, runs: int, log: Any = print) -> dict[s
     for priority in ("standard", "fast"):
         rows = []
         for _ in range(runs):
-            res = subprocess.run([sys.executable, "-c", _COLD, priority, device], input=batch, capture_output=True,
-                                 text=True, env=_fresh_env(), check=True)
-            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            rows.append(json.loads(_run_fresh(["-c", _COLD, priority, device], batch).strip().splitlines()[-1]))
         out[f"cold_{priority}"] = {k: float(np.median([r[k] for r in rows])) for k in
                                    ("import_s", "first_call_s", "cold_total_s", "peak_rss_mb")}
         out[f"cold_{priority}"]["heavy_modules"] = rows[-1]["heavy_modules"]
