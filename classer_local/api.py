@@ -13,7 +13,7 @@ from typing import Any
 
 from . import cache as cache_mod
 from . import validation
-from .classifier import Classifier, Item, Priority, Truncate, _fingerprint
+from .classifier import Classifier, Item, Priority, Truncate, examples_fingerprint
 from .results import ClassifyResult, TagResult
 
 _MAX_CLASSIFIERS = 32
@@ -44,7 +44,7 @@ def get_classifier(
     key = cache_mod.request_key({
         "labels": list(labels) if labels is not None and not isinstance(labels, str) else labels,
         "descriptions": dict(descriptions or {}),
-        "examples": {k: _fingerprint(list(v) if not isinstance(v, str) else v) for k, v in (examples or {}).items()},
+        "examples": examples_fingerprint(examples) if isinstance(examples, Mapping) else examples,
         "text_type": text_type, "priority": getattr(priority, "value", priority), "model": model,
         "device": device, "truncate": getattr(truncate, "value", truncate),
     })

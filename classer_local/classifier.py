@@ -238,7 +238,7 @@ class Classifier:
                     owners.setdefault(ex, []).append(index[lb])
         return list(owners), list(owners.values())
 
-    def _fit_heads(self) -> None:
+    def _fit_heads(self, classify_head: bool = True) -> None:
         from .calibration import SoftmaxHead
 
         self.head_ = None
@@ -257,7 +257,7 @@ class Classifier:
         k = self._calib("prior_weight", 8.0) if self.descriptions else self._calib("prior_weight_names", 4.0)
         self.head_weight_ = n_per_label / (n_per_label + k)
         C = self._calib("head_C", 10.0)
-        if len(labels_with) >= 2:
+        if classify_head and len(labels_with) >= 2:
             # Multinomial head over the labels that have examples (first owner for multi-label rows).
             local = {g: j for j, g in enumerate(labels_with)}
             y = np.array([local[o[0]] for o in owners])
@@ -487,6 +487,17 @@ class Classifier:
         return results
 
     # ------------------------------------------------------------------ cached front door
+    def _examples_digest(self) -> str | None:
+        """A content hash of the examples, computed once (``fit`` resets it): thousands of
+        examples must not be re-hashed for every input's cache key."""
+        if not self.examples:
+            return None
+        cached = self.__dict__.get("_examples_sha")
+        if cached is None or cached[0] is not self.examples:
+            sha = cache_mod.request_key(examples_fingerprint(self.examples))
+            self.__dict__["_examples_sha"] = cached = (self.examples, sha)
+        return cached[1]
+
     def request_key(self, item: Item, op: str, threshold: float | None = None) -> str:
         """SHA-256 of the canonical request: model and calibration, labels (sorted), descriptions,
         examples (by content), options and the input (files and images by content)."""
@@ -495,8 +506,7 @@ class Classifier:
             "model": self.spec.scoring_id,
             "labels": sorted(self.labels),
             "descriptions": self.descriptions,
-            "examples": self.ref or self._state_id or {
-                k: [_fingerprint(x) for x in v] for k, v in sorted(self.examples.items())},
+            "examples": self.ref or self._state_id or self._examples_digest(),
             "text_type": self.text_type,
             "truncate": self.truncate,
             "tag_platt": self.tag_platt_,
@@ -635,7 +645,7 @@ class Classifier:
                 for r in np.flatnonzero(train):
                     for o in owners[r]:
                         sub.examples.setdefault(self.labels[o], []).append(texts[r])
-                sub._fit_heads()
+                sub._fit_heads(classify_head=False)
                 sub._fit_tag_head()
                 logits[fold == f] = sub._tag_logits(X[fold == f], sims[fold == f])
         finally:
@@ -771,6 +781,18 @@ def _looks_like_file(value: str) -> bool:
 
         return os.path.exists(value) or low.startswith(("http://", "https://"))
     return False
+
+
+def examples_fingerprint(examples: Mapping[str, Any]) -> Any:
+    """Examples as a JSON-able, content-based value (texts as they are, files by content)."""
+    out = {}
+    for label, values in sorted(examples.items()):
+        values = [values] if isinstance(values, str) else list(values)
+        if all(isinstance(v, str) and not _looks_like_file(v) for v in values):
+            out[label] = values
+        else:
+            out[label] = [_fingerprint(v) for v in values]
+    return out
 
 
 def _fingerprint(value: Any) -> Any:
