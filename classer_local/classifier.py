@@ -143,7 +143,9 @@ class Classifier:
         self._visual: Any = None
         self.ref: str | None = None  # "name@vN" when loaded from the store
         self._state_id: str | None = None  # hash of the fitted arrays, when restored from state
-        self.tag_platt_: tuple[float, float] | None = None
+        self.tag_platt_: tuple[float, ...] | None = None
+        self.head_: Any = None
+        self.tag_head_: Any = None
         self._tag_head_pending: Any = None
 
     # ------------------------------------------------------------------ building
@@ -382,17 +384,16 @@ class Classifier:
                 tokens[i] = toks[j]
                 if items[i].file is not None:
                     sims[i] = self._passage_sims(texts[j])
-        vis = None
+        vis: _VisualSims | None = None
         if visual_items:
             vsims, vt = self._visual_scorer().score(visual_items)
-            vis = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
-            vis[visual_idx] = vsims
+            full = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+            full[visual_idx] = vsims
             for j, i in enumerate(visual_idx):
                 vtokens[i] = vt[j]
-        if vis is not None:
             has_text = np.zeros(n, dtype=bool)
             has_text[text_idx] = True
-            vis = _VisualSims(vis, has_text)
+            vis = _VisualSims(full, has_text)
         return X, sims, tokens, vtokens, vis
 
     def _load_images(self, image: Any) -> list[Any]:
@@ -421,9 +422,9 @@ class Classifier:
         if vis is None:
             return logp
         scorer = self._visual_scorer()
-        vis, has_text = vis.sims, vis.has_text
-        has_vis = ~np.isnan(vis[:, 0])
-        vis_logp = scoring.log_softmax(np.nan_to_num(vis).astype(np.float64) / scorer.temperature)
+        vsims, has_text = vis.sims, vis.has_text
+        has_vis = ~np.isnan(vsims[:, 0])
+        vis_logp = scoring.log_softmax(np.nan_to_num(vsims).astype(np.float64) / scorer.temperature)
         both = has_vis & has_text
         only_vis = has_vis & ~has_text
         out = logp.copy()
@@ -438,10 +439,10 @@ class Classifier:
             return self._tag_logits(X, sims)
         scorer = self._visual_scorer()
         T = self._calib("temperature", 0.05)
-        vis, has_text = vis.sims, vis.has_text
-        has_vis = ~np.isnan(vis[:, 0])
+        vsims, has_text = vis.sims, vis.has_text
+        has_vis = ~np.isnan(vsims[:, 0])
         # Put visual similarities on the text scale through the two softmax temperatures.
-        vis_as_text = np.nan_to_num(vis) * (T / scorer.temperature)
+        vis_as_text = np.nan_to_num(vsims) * (T / scorer.temperature)
         mixed = sims.astype(np.float64).copy()
         both = has_vis & has_text
         only_vis = has_vis & ~has_text
@@ -523,7 +524,7 @@ class Classifier:
                ) -> tuple[list[ClassifyResult | TagResult | None], list[str]]:
         """The request cache's answers for ``items`` (None where it has none) and their keys."""
         keys = [self.request_key(it, op, threshold) for it in items]
-        out: list[Any] = []
+        out: list[ClassifyResult | TagResult | None] = []
         for k in keys:
             hit = cache_mod.get_result(k)
             out.append(None if hit is None else _from_cache(hit[0], self.labels, hit[1]))
@@ -532,8 +533,9 @@ class Classifier:
     def remember(self, keys: Sequence[str | None], results: Sequence[Any], indices: Sequence[int]) -> None:
         """Store ``results[i]`` under ``keys[i]`` for each index (fresh answers only)."""
         for i in indices:
-            if keys[i] is not None:
-                cache_mod.put_result(keys[i], results[i].to_dict())
+            key = keys[i]
+            if key is not None:
+                cache_mod.put_result(key, results[i].to_dict())
 
     def _score(self, items: list[Item], op: str, threshold: float | None, cache: bool | None,
                endpoint: str) -> list[Any]:
@@ -545,7 +547,10 @@ class Classifier:
         try:
             for i, it in enumerate(items):
                 _check_item(it, i if len(items) > 1 else None)
-            out, keys = self.cached(items, op, thr) if use_cache else ([None] * len(items), [None] * len(items))
+            out: list[Any] = [None] * len(items)
+            keys: list[Any] = [None] * len(items)
+            if use_cache:
+                out, keys = self.cached(items, op, thr)
             todo = [i for i, r in enumerate(out) if r is None]
             if todo:
                 fresh = self.run([items[i] for i in todo], op, thr)
@@ -618,8 +623,8 @@ class Classifier:
         self._build()
         texts, owners = self._text_examples()
         counts = np.zeros(len(self.labels), dtype=int)
-        for o in owners:
-            counts[o] += 1
+        for owner in owners:
+            counts[owner] += 1
         if not texts or counts.min() < min_per_label:
             return False
         from .calibration import fit_platt
@@ -642,9 +647,9 @@ class Classifier:
                 sub = Classifier.__new__(Classifier)
                 sub.__dict__.update(self.__dict__)
                 sub.examples = {}
-                for r in np.flatnonzero(train):
-                    for o in owners[r]:
-                        sub.examples.setdefault(self.labels[o], []).append(texts[r])
+                for row in np.flatnonzero(train):
+                    for lab in owners[row]:
+                        sub.examples.setdefault(self.labels[lab], []).append(texts[row])
                 sub._fit_heads(classify_head=False)
                 sub._fit_tag_head()
                 logits[fold == f] = sub._tag_logits(X[fold == f], sims[fold == f])
