@@ -318,7 +318,9 @@ class Classifier:
         mass = np.log(np.exp(logp[:, cols]).sum(axis=1, keepdims=True) + 1e-300)
         full = logp.copy()
         full[:, cols] = head_logp + mass
-        return scoring.log_softmax((1 - w) * logp + w * full)
+        # A blend of two distributions is flatter than either; one fitted temperature restores it.
+        t_fs = self._calib("few_shot_temperature", 1.0)
+        return scoring.log_softmax(((1 - w) * logp + w * full) / t_fs)
 
     def _tag_prior_logits(self, sims: np.ndarray) -> np.ndarray:
         """Calibrated sigmoid logits from the prior: a·s + c·log softmax(s/T) + b.
