@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import contextvars
 import io
 import json
 import os
@@ -363,7 +364,9 @@ class Job:
         if wait:
             self._run(stop, progress)
         else:
-            t = threading.Thread(target=self._run, args=(stop, progress), name=f"classer-job-{self.id}",
+            # The caller's context goes with the job (the server's API key lands on its usage rows).
+            ctx = contextvars.copy_context()
+            t = threading.Thread(target=ctx.run, args=(self._run, stop, progress), name=f"classer-job-{self.id}",
                                  daemon=True)
             with _running_lock:
                 _threads[key] = t
