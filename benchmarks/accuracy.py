@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, TEXT_SETS, Timer, accuracy, descriptions, load_set, macro_f1, sample_few_shot  # noqa: E402
+from common import DEFAULT_DATA, TEXT_SETS, Timer, descriptions, load_set, sample_few_shot  # noqa: E402
 
 import classer_local as cl  # noqa: E402
+from classer_local.evaluate import accuracy, macro_f1  # noqa: E402
 
 
 def display_labels(name: str, labels: list[str], desc: dict) -> list[str]:

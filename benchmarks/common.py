@@ -1,4 +1,9 @@
-"""Shared helpers for the benchmarks: data loading, metrics, few-shot sampling, timing."""
+"""Shared helpers for the benchmarks: data loading, few-shot sampling, timing.
+
+The metrics are the library's (``classer_local.evaluate``), so ``classer-local eval`` and the
+benchmarks report the same accuracy, macro-F1 and ECE; ``accuracy`` and ``macro_f1`` are
+re-exported here for the scripts that import them from ``common``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from classer_local.evaluate import accuracy, macro_f1
+
+__all__ = ["DEFAULT_DATA", "REPO", "TEXT_SETS", "Timer", "accuracy", "descriptions", "load_set", "machine",
+           "macro_f1", "read_jsonl", "sample_few_shot"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "evaldata"
@@ -45,22 +53,6 @@ def load_set(data: Path, name: str) -> dict[str, Any]:
 
 def descriptions() -> dict[str, Any]:
     return json.loads((REPO / "benchmarks" / "descriptions.json").read_text())
-
-
-def macro_f1(y_true: list[str], y_pred: list[str], labels: list[str]) -> float:
-    f1s = []
-    for lb in labels:
-        tp = sum(1 for t, p in zip(y_true, y_pred) if t == lb and p == lb)
-        fp = sum(1 for t, p in zip(y_true, y_pred) if t != lb and p == lb)
-        fn = sum(1 for t, p in zip(y_true, y_pred) if t == lb and p != lb)
-        if tp + fp + fn == 0:
-            continue
-        f1s.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s)) if f1s else 0.0
-
-
-def accuracy(y_true: list[str], y_pred: list[str]) -> float:
-    return float(np.mean([t == p for t, p in zip(y_true, y_pred)]))
 
 
 def sample_few_shot(pool: list[dict[str, Any]], labels: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, Timer, descriptions, read_jsonl
 
 import classer_local as cl
-from classer_local.calibration import expected_calibration_error
+from classer_local.evaluate import DEFAULT_BINS as BINS
+from classer_local.evaluate import expected_calibration_error, reliability_bins
 
 THRESHOLDS = np.round(np.arange(0.02, 0.99, 0.01), 2)
-BINS = 15
 
 
 def f1_scores(Y: np.ndarray, P: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -51,18 +51,6 @@ def f1_scores(Y: np.ndarray, P: np.ndarray, threshold: float) -> tuple[float, fl
 def best_threshold(Y: np.ndarray, P: np.ndarray) -> float:
     """The one threshold (grid of 0.01) with the best macro-F1 on (Y, P): chosen on validation."""
     return float(max(THRESHOLDS, key=lambda t: f1_scores(Y, P, t)[0]))
-
-
-def reliability_bins(conf: np.ndarray, correct: np.ndarray, bins: int = BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per equal-width bin: mean confidence, observed frequency, count (the bins of the ECE)."""
-    conf = np.asarray(conf, dtype=float).ravel()
-    correct = np.asarray(correct, dtype=float).ravel()
-    idx = np.clip(np.digitize(conf, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
-    counts = np.bincount(idx, minlength=bins)
-    with np.errstate(invalid="ignore"):
-        mean_conf = np.bincount(idx, conf, bins) / counts
-        freq = np.bincount(idx, correct, bins) / counts
-    return mean_conf, freq, counts
 
 
 def plot_reliability(path: Path, panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], ylabel: str) -> None:

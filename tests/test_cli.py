@@ -55,13 +55,129 @@ def _imported(importtime_stderr: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["classify", "--help"], ["serve", "--help"], ["models", "list"]]
+    "args", [["--help"], ["classify", "--help"], ["serve", "--help"], ["eval", "--help"], ["models", "list"]]
 )
 def test_light_commands_do_not_import_torch(home: Path, args: list[str]) -> None:
     res = run(home, *args, extra=["-X", "importtime"])
     loaded = _imported(res.stderr)
     assert "classer_local" in loaded
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_importing_the_cli_does_not_import_torch() -> None:
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import classer_local.cli"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded = _imported(res.stderr)
+    assert "classer_local" in loaded and "argparse" in loaded
+    assert not loaded & {*HEAVY, "numpy"}, sorted(loaded & {*HEAVY, "numpy"})
+
+
+def test_each_subcommand_has_its_own_handler() -> None:
+    from classer_local.cli import build_parser, jobs, keys
+
+    parser = build_parser()
+    assert parser.parse_args(["jobs", "list"]).func is jobs.run_list
+    assert parser.parse_args(["jobs", "delete", "j1"]).func is jobs.run_delete
+    assert parser.parse_args(["keys", "revoke", "k1"]).func is keys.run_revoke
+    handlers = {
+        parser.parse_args(a).func
+        for a in (
+            ["classify", "x"],
+            ["tag", "x"],
+            ["models", "list"],
+            ["classifiers", "get", "c"],
+            ["usage"],
+            ["logs"],
+        )
+    }
+    assert len(handlers) == 6
+
+
+def test_option_choices_come_from_the_enums() -> None:
+    from classer_local.cli import build_parser
+    from classer_local.options import PRIORITIES, TRUNCATES, Priority, Truncate
+
+    assert PRIORITIES == tuple(p.value for p in Priority) and TRUNCATES == tuple(t.value for t in Truncate)
+    parser = build_parser()
+    for p in PRIORITIES:
+        assert parser.parse_args(["classify", "x", "--priority", p]).priority == p
+    for t in TRUNCATES:
+        assert parser.parse_args(["eval", "d.jsonl", "--truncate", t]).truncate == t
+    assert parser.parse_args(["classify", "x"]).priority == Priority.STANDARD.value
+
+
+def test_model_goes_to_the_keyword_of_its_input() -> None:
+    """``--model`` is the text model for text; for an image it names the image model, for a
+    document the named model's kind decides; a library without ``image_model`` gets ``model``."""
+    from classer_local.cli.classify import model_keywords
+
+    def new(text: str | None = None, *, model: str | None = None, image_model: str | None = None) -> None: ...
+
+    def old(text: str | None = None, *, model: str | None = None) -> None: ...
+
+    assert model_keywords("fast", new, image=False, file=False) == {"model": "fast"}
+    assert model_keywords(None, new, image=True, file=False) == {"model": None}
+    assert model_keywords("efficientnet-lite0", new, image=True, file=False) == {
+        "model": None,
+        "image_model": "efficientnet-lite0",
+    }
+    # A text model named for an image still goes to image_model: the library's typed error says so.
+    assert (
+        model_keywords("all-minilm-l6-v2", new, image=True, file=False)["image_model"] == "all-minilm-l6-v2"
+    )
+    assert model_keywords("wordllama-l2-supercat", new, image=False, file=True) == {
+        "model": "wordllama-l2-supercat"
+    }
+    assert (
+        model_keywords("efficientnet-lite0", new, image=False, file=True)["image_model"]
+        == "efficientnet-lite0"
+    )
+    assert model_keywords("efficientnet-lite0", old, image=True, file=False) == {
+        "model": "efficientnet-lite0"
+    }
+
+
+def _library_takes_image_model() -> bool:
+    import inspect
+
+    from classer_local import api
+
+    return "image_model" in inspect.signature(api.classify).parameters
+
+
+def test_image_model_by_name(home: Path) -> None:
+    """Issue 16.1: the image model is chosen by name; a model of the wrong kind is a typed error."""
+    # A text input naming an image model fails as a typed error, never a traceback.
+    res = run(home, "classify", "hello", *LABELS, "--model", "efficientnet-lite0", check=2)
+    assert "[" in res.stderr and "Traceback" not in res.stderr
+    if not _library_takes_image_model():
+        pytest.skip("classer_local.api.classify has no image_model keyword yet (issue 16.1, library side)")
+    cat = str(Path(__file__).parent / "fixtures" / "cifar_cat.jpg")
+    d = json.loads(
+        run(
+            home,
+            "classify",
+            "--image",
+            cat,
+            "-l",
+            "cat",
+            "-l",
+            "dog",
+            "--model",
+            "efficientnet-lite0",
+            "--json",
+        ).stdout
+    )
+    assert d["label"] == "cat"
+    res = run(
+        home, "classify", "--image", cat, "-l", "cat", "-l", "dog", "--model", "all-minilm-l6-v2", check=2
+    )
+    assert "[" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_models_list(home: Path) -> None:
@@ -251,6 +367,12 @@ def test_eval_with_reliability_plot(home: Path, tmp_path: Path) -> None:
     assert sum(map(sum, report["confusion_matrix"])) == 6
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1
     assert sum(b["count"] for b in report["reliability"]) == 6
+    # One ECE: calibration.expected_calibration_error over the reliability table's own bins (15 by default).
+    assert len(report["reliability"]) == 15
+    gaps = sum(
+        b["count"] / 6 * abs(b["accuracy"] - b["confidence"]) for b in report["reliability"] if b["count"]
+    )
+    assert report["ece"] == pytest.approx(gaps, abs=1e-3)
     assert "labels not in --label" in run(home, "eval", str(data), "-l", "billing", *FAST, check=2).stderr
 
 
