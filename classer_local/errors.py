@@ -9,9 +9,12 @@ Each class also inherits the builtin a caller would naturally catch.
     │   └── InputTooLongError                    400  (truncate="NONE" over the window)
     ├── AuthenticationError                      401  authentication_error
     ├── InsufficientBalanceError                 402  insufficient_balance
-    ├── NotFoundError(KeyError, LookupError)     404  not_found_error
+    ├── PermissionDeniedError(PermissionError)   403  permission_error (``forbidden``: not for this key)
+    ├── NotFoundError(LookupError)               404  not_found_error
     ├── ConflictError                            409  conflict_error
     ├── UnprocessableInputError(ValueError)      422  unprocessable_entity
+    │   └── InputNotAllowedError                 422  (``path_not_allowed``, ``url_not_allowed``: the input
+    │                                                  policy refused it; says nothing of the target)
     ├── RateLimitError                           429  rate_limit_error
     └── ServerError(RuntimeError)                500  api_error
         └── ModelNotInstalledError(ImportError)  500  (weights absent; says how to install)
@@ -30,11 +33,13 @@ __all__ = [
     "AuthenticationError",
     "ClasserError",
     "ConflictError",
+    "InputNotAllowedError",
     "InputTooLongError",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "ModelNotInstalledError",
     "NotFoundError",
+    "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
     "UnprocessableInputError",
@@ -107,6 +112,16 @@ class InsufficientBalanceError(ClasserError):
     status = 402
 
 
+class PermissionDeniedError(ClasserError, PermissionError):
+    """The caller is known but may not do this (e.g. a non-admin key on an admin route: ``forbidden``).
+
+    Also a ``PermissionError``, the builtin a caller would catch for "not allowed".
+    """
+
+    error = "permission_error"
+    status = 403
+
+
 class NotFoundError(ClasserError, LookupError):
     error = "not_found_error"
     status = 404
@@ -122,6 +137,12 @@ class UnprocessableInputError(ClasserError, ValueError):
 
     error = "unprocessable_entity"
     status = 422
+
+
+class InputNotAllowedError(UnprocessableInputError):
+    """The input policy refused an input: a path where paths are not read (``path_not_allowed``),
+    or a URL that may not be fetched (``url_not_allowed``). The message is the same whatever
+    the target's state (missing file, closed port, private address, 404), so it reveals nothing."""
 
 
 class RateLimitError(ClasserError):
@@ -150,6 +171,7 @@ STATUS_BY_ERROR: dict[str, int] = {
         InvalidRequestError,
         AuthenticationError,
         InsufficientBalanceError,
+        PermissionDeniedError,
         NotFoundError,
         ConflictError,
         UnprocessableInputError,

@@ -1,7 +1,13 @@
-"""The hosted API's limits, checked before any model work. Each failure is a typed error."""
+"""The hosted API's limits, checked before any model work. Each failure is a typed error.
+
+Every string a caller gives (texts, labels, descriptions, text examples, ``text_type``) must be
+encodable as UTF-8: a lone surrogate (``"\\ud800"``, from a JSON escape or a bad decode) is a
+typed ``*_invalid`` error here, never a ``UnicodeEncodeError`` deep in a tokenizer.
+"""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,10 +21,21 @@ MAX_EXAMPLES = 10_000
 COHERE_MAX_INPUTS = 96
 COHERE_MAX_EXAMPLES = 2_500
 COHERE_MIN_EXAMPLES_PER_LABEL = 2
+MAX_TEXT_TYPE_CHARS = 100
+"""Characters of ``text_type`` ("support ticket", "scanned form"...): it goes into every prompt."""
 
 
 def _bad(code: str, message: str, **details: Any) -> InvalidRequestError:
     return InvalidRequestError(code, message, details)
+
+
+def _is_utf8(value: str) -> bool:
+    """False for strings holding lone surrogates (which no model, file or JSON encoder can take)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def labels(values: Any) -> list[str]:
@@ -44,6 +61,8 @@ def labels(values: Any) -> list[str]:
     for i, label in enumerate(out):
         if not isinstance(label, str):
             raise _bad("label_invalid", f"Label {i} must be a string, got {type(label).__name__}.", index=i)
+        if not _is_utf8(label):
+            raise _bad("label_invalid", f"Label {i} is not valid Unicode (it holds a lone surrogate).", index=i)
         if not label.strip():
             raise _bad("label_empty", f"Label {i} is empty.", index=i)
         if len(label) > MAX_LABEL_CHARS:
@@ -69,6 +88,9 @@ def descriptions(values: Mapping[str, str] | None, known: Sequence[str]) -> dict
     for k, v in values.items():
         if not isinstance(v, str):
             raise _bad("description_invalid", f"The description of {k!r} must be a string.", label=k)
+        if not _is_utf8(v):
+            raise _bad("description_invalid", f"The description of {k!r} is not valid Unicode (a lone surrogate).",
+                       label=k)
         if len(v) > MAX_DESCRIPTION_CHARS:
             raise _bad("description_too_long",
                        f"The description of {k!r} has {len(v)} characters; the limit is {MAX_DESCRIPTION_CHARS}.",
@@ -94,6 +116,9 @@ def examples(values: Mapping[str, Sequence[Any]] | None, known: Sequence[str]) -
         for j, item in enumerate(items):
             if item is None or (isinstance(item, str) and not item.strip()):
                 raise _bad("example_empty", f"Example {j} of {k!r} is empty.", label=k, index=j)
+            if isinstance(item, str) and not _is_utf8(item):
+                raise _bad("example_invalid", f"Example {j} of {k!r} is not valid Unicode (a lone surrogate).",
+                           label=k, index=j)
         total += len(items)
         if items:
             out[k] = items
@@ -104,10 +129,16 @@ def examples(values: Mapping[str, Sequence[Any]] | None, known: Sequence[str]) -
 
 
 def threshold(value: Any) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise _bad("threshold_invalid", f"threshold must be a number in [0, 1], got {value!r}.", threshold=value)
+    """A number in [0, 1]; strings (``"0.5"``) and booleans are refused, not converted.
+
+    Example:
+        >>> threshold(0.5), threshold(1)
+        (0.5, 1.0)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _bad("threshold_invalid", f"threshold must be a number in [0, 1], got {value!r}.",
+                   threshold=repr(value)[:50])
+    t = float(value)
     if not 0.0 <= t <= 1.0:
         raise _bad("threshold_out_of_range", f"threshold must be within [0, 1], got {t}.", threshold=t)
     return t
@@ -119,9 +150,30 @@ def text(value: Any, index: int | None = None) -> str:
         raise _bad("input_required", f"A text, image or file is required{where}.", index=index)
     if not isinstance(value, str):
         raise _bad("text_invalid", f"text{where} must be a string, got {type(value).__name__}.", index=index)
+    if not _is_utf8(value):
+        raise _bad("text_invalid", f"text{where} is not valid Unicode (it holds a lone surrogate).", index=index)
     if not value.strip():
         raise _bad("text_empty", f"text{where} is empty.", index=index)
     return value
+
+
+def text_type(value: Any) -> str | None:
+    """The kind of input ("support ticket"), stripped, or ``None``; at most 100 characters.
+
+    Example:
+        >>> text_type("  support ticket "), text_type(""), text_type(None)
+        ('support ticket', None, None)
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _is_utf8(value):
+        raise _bad("text_type_invalid", "text_type must be a string of valid Unicode.", type=type(value).__name__)
+    value = value.strip()
+    if len(value) > MAX_TEXT_TYPE_CHARS:
+        raise _bad("text_type_too_long",
+                   f"text_type has {len(value)} characters; the limit is {MAX_TEXT_TYPE_CHARS}.",
+                   length=len(value), max=MAX_TEXT_TYPE_CHARS)
+    return value or None
 
 
 def batch(values: Any, name: str = "texts", limit: int = MAX_BATCH) -> list[Any]:

@@ -21,24 +21,32 @@ zero-shot similarity.
 Each input is a list of images (several images of one item, or the pages of one document);
 its vectors are averaged (mean of normalised vectors) before scoring.
 
-Fusion with text (documents): ``logits = TEXT_WEIGHT * text_sims / T_text + VISUAL_WEIGHT *
-visual_sims / T_vis`` with ``T_vis = scorer.temperature`` (see ``fuse``): 0.85 / 0.15 zero-shot,
-0.6 / 0.4 (``FEW_SHOT_VISUAL_WEIGHT``, ``scorer.visual_weight``) once examples are given.
+Document pages (images whose ``info`` carries ``inputs.documents.PAGE_INFO_KEY``) are letterboxed
+onto a white square before the image model, which would otherwise crop a tall page to its middle.
+
+Fusion with text happens in ``fusion`` (the only place the two meet), with the text/visual
+weights below: 0.85 / 0.15 zero-shot, 0.6 / 0.4 (``FEW_SHOT_VISUAL_WEIGHT``,
+``scorer.visual_weight``) once image/page examples are given; ``T_vis = scorer.temperature``.
 Image-only inputs use ``visual_sims / T_vis`` alone.
+
+Examples are read under the scorer's ``policy`` (``inputs.InputPolicy``): with ``REMOTE`` no
+example string is ever a path on this machine.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import config
 from .errors import InvalidRequestError
+from .inputs.policy import TRUSTED, InputPolicy
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -52,7 +60,6 @@ __all__ = [
     "TEXT_WEIGHT",
     "VISUAL_WEIGHT",
     "VisualScorer",
-    "fuse",
 ]
 
 TEXT_WEIGHT = 0.85
@@ -72,63 +79,53 @@ _NAME_VECTORS: dict[str, np.ndarray] = {}
 _NAME_LOCK = threading.Lock()
 
 
-def fuse(
-    text_sims: np.ndarray | None,
-    visual_sims: np.ndarray | None,
-    text_temperature: float,
-    visual_temperature: float,
-    text_weight: float = TEXT_WEIGHT,
-    visual_weight: float = VISUAL_WEIGHT,
-) -> np.ndarray:
-    """Logits from text and visual similarities, each over its own temperature.
-
-    Either side may be ``None`` (text-only or image-only input): the other is used alone.
-
-    Example:
-        >>> fuse(np.array([[0.5, 0.2]]), np.array([[0.3, 0.4]]), 0.05, 0.05).round(2)
-        array([[8.8, 5.2]])
-    """
-    if text_sims is None and visual_sims is None:
-        raise ValueError("fuse() needs text or visual similarities")
-    if visual_sims is None:
-        return np.asarray(text_sims, dtype=np.float32) / text_temperature
-    if text_sims is None:
-        return np.asarray(visual_sims, dtype=np.float32) / visual_temperature
-    return (text_weight * np.asarray(text_sims, dtype=np.float32) / text_temperature
-            + visual_weight * np.asarray(visual_sims, dtype=np.float32) / visual_temperature)
-
-
 def _normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def _example_images(example: Any) -> list[PILImage.Image] | None:
+def _example_images(example: Any, policy: InputPolicy = TRUSTED) -> list[PILImage.Image] | None:
     """An example's images: a Document's pages, a PDF/DOCX's rendered pages, or image(s).
 
-    ``None`` for a text example: a string that is not a data URL, an http(s) URL or an
-    existing file (classifiers mix text and image examples in one mapping).
+    ``None`` for a text example: a string that ``inputs.looks_like_file`` does not take for a
+    file under ``policy`` (classifiers mix text and image examples in one mapping). The kind
+    (document or image) is read from the bytes, never guessed from a name.
     """
-    from .inputs import Document, load_document, load_images
+    from .inputs import Document, load_document, load_images, looks_like_file, read_source
     from .inputs.documents import sniff_kind
+    from .inputs.limits import MAX_DOCUMENT_BYTES
 
-    if isinstance(example, str):
-        s = example.strip()
-        is_source = s[:5].lower() == "data:" or s[:8].lower().startswith(("http://", "https://"))
-        if not is_source:
-            try:
-                is_source = len(s) < 4096 and "\n" not in s and Path(s).expanduser().is_file()
-            except (OSError, ValueError):
-                is_source = False
-        if not is_source:
-            return None
+    if isinstance(example, str) and not looks_like_file(example, policy):
+        return None
     if isinstance(example, Document):
         return list(example.pages)
-    if isinstance(example, (bytes, bytearray)) and sniff_kind(bytes(example[:4096])) is not None:
-        return list(load_document(bytes(example)).pages)
-    if isinstance(example, (str, Path)) and str(example).lower().endswith((".pdf", ".docx")):
-        return list(load_document(example).pages)
-    return load_images(example)
+    if isinstance(example, (list, tuple)):  # several images of one example
+        return load_images(list(example), policy=policy)
+    data = read_source(example, policy=policy, max_bytes=MAX_DOCUMENT_BYTES, what="example")
+    if isinstance(data, bytes) and sniff_kind(data) is not None:
+        return list(load_document(data, policy=policy).pages)
+    return load_images(data, policy=policy)
+
+
+def _letterbox(im: PILImage.Image, crop_pct: float = 1.0) -> PILImage.Image:
+    """A page centred on a white square, unsquashed; with room for the model's centre crop
+    (``crop_pct``), so the crop takes only the added white and the whole page stays in view."""
+    from PIL import Image
+
+    w, h = im.size
+    side = math.ceil(max(w, h) / min(max(crop_pct, 0.1), 1.0))
+    if w == h == side:
+        return im
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(im if im.mode == "RGB" else im.convert("RGB"), ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def _model_view(images: Sequence[PILImage.Image], crop_pct: float = 1.0) -> list[PILImage.Image]:
+    """The images as the image model should see them: document pages letterboxed, photos as they are."""
+    from .inputs.documents import PAGE_INFO_KEY
+
+    return [_letterbox(im, crop_pct) if im.info.get(PAGE_INFO_KEY) else im for im in images]
 
 
 class VisualScorer:
@@ -138,13 +135,14 @@ class VisualScorer:
         labels: the label names, in output column order.
         descriptions: optional ``{label: description}``, added to the label's text prototype.
         examples: optional ``{label: [image-like or document-like, ...]}`` for few-shot: PIL
-            images, ``Document``s, bytes, paths, data URLs, URLs. Other strings are taken
-            for text examples and skipped.
+            images, ``Document``s, bytes, data URLs, URLs and (policy allowing) paths. Other
+            strings are taken for text examples and skipped (``inputs.looks_like_file``).
         text_type: optional kind of input ("photo", "scanned form"...), added to the prompts.
         text_embedder: a text backend (``.encode(list[str]) -> (n, d)`` normalised); needed by
             the ImageNet (ConSE) backend, unused by CLIP.
         image_spec: the image model's ``ModelSpec`` (default: ``registry.get("image")``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        policy: what example strings may point at (``inputs.REMOTE``: never a local path).
 
     Example:
         >>> from classer_local import registry
@@ -165,10 +163,13 @@ class VisualScorer:
         text_embedder: Any = None,
         image_spec: ModelSpec | None = None,
         device: str | None = "auto",
+        *,
+        policy: InputPolicy = TRUSTED,
     ) -> None:
         from . import registry
         from .backends import load_image
 
+        self.policy = policy
         self.labels = [str(x) for x in labels]
         if not self.labels:
             raise InvalidRequestError("labels_empty", "At least one label is required.", {})
@@ -222,7 +223,7 @@ class VisualScorer:
             for label, items in examples.items():
                 i = self.labels.index(str(label))
                 for item in items:
-                    imgs = _example_images(item)
+                    imgs = _example_images(item, policy)
                     if imgs:  # None: a text example, the text classifier's business
                         ex_items.append(imgs)
                         ex_owner.append(i)
@@ -290,7 +291,8 @@ class VisualScorer:
 
     def _embed(self, items: Sequence[Sequence[PILImage.Image]]) -> tuple[np.ndarray, np.ndarray]:
         """Per item: the pooled image-space vector and the pooled vector in the label space."""
-        flat = [im for imgs in items for im in imgs]
+        crop_pct = float(getattr(self.backend, "crop_pct", 1.0))
+        flat = _model_view([im for imgs in items for im in imgs], crop_pct)
         owner = np.repeat(np.arange(len(items)), [len(imgs) for imgs in items])
         if self.is_clip:
             feats = self.backend.encode_images(flat)

@@ -182,12 +182,14 @@ def local_server():
 
 
 def test_url_fetch_when_allowed(local_server, monkeypatch):
+    # 127.0.0.1 is fetched only because it is on the host allow-list (tests/test_urls.py: SSRF).
+    monkeypatch.setenv("CLASSER_URL_HOSTS", "127.0.0.1")
     assert load_images(f"{local_server}/cat.jpg", allow_urls=True)[0].size == (32, 32)
     monkeypatch.setenv("CLASSER_ALLOW_URLS", "1")
     assert load_document(f"{local_server}/memo.pdf").kind == "pdf"
     with pytest.raises(UnprocessableInputError) as e:
         load_images(f"{local_server}/missing.jpg")
-    assert e.value.code == "url_fetch_failed" and e.value.details["status"] == 404
+    assert e.value.code == "url_not_allowed" and e.value.status == 422  # a 404 says no more than any failure
 
 
 # --- documents ------------------------------------------------------------------------------

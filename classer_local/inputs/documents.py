@@ -1,8 +1,9 @@
 """PDF and DOCX files -> one ``Document``: the text plus one rendered image per page.
 
-Accepted forms are those of ``images.read_source``: a path, bytes, base64, a data URL, a
-binary file object or an (allowed) ``http(s)://`` URL. The kind is read from the bytes
-(``%PDF`` / a zip holding ``word/document.xml``), never from a file name.
+Accepted forms are those of ``source.read_source``: bytes, base64, a data URL, a binary file
+object, an (allowed) ``http(s)://`` URL and, under a policy with paths (``TRUSTED``), a path.
+The kind is read from the bytes (``%PDF`` / a zip holding ``word/document.xml``), never from
+a file name.
 
 PDF (pymupdf): the text of every page, and every page rendered so that its longer side is
 ``PAGE_LONG_SIDE`` pixels (an A4 page comes out about 600x850). A scanned PDF has no
@@ -15,8 +16,15 @@ A4, 2 cm margins) with pymupdf's ``Story`` into a PDF, whose pages are rendered 
 PDF's. The page images show the document's text and table structure, not its exact look
 (fonts, colours and pictures are not reproduced), and its page count is that of this layout.
 
-Limits: at most ``MAX_PAGES`` pages (``file_too_many_pages``); encrypted, corrupt and
-empty files raise ``UnprocessableInputError``.
+Page images carry ``info[PAGE_INFO_KEY] = True`` so the image model can letterbox them
+(a page is not a photo: its whole height matters).
+
+Limits (see ``limits``), each checked before the work it bounds: ``MAX_DOCUMENT_BYTES``; a
+PDF's page count (``MAX_PAGES``, ``file_too_many_pages``) before any text or image is taken; a
+DOCX's unpacked XML size (``MAX_DOCX_XML_BYTES``) before parsing, its paragraphs and tables
+(``MAX_DOCX_BLOCKS``, ``file_too_many_blocks``) before styles are read or anything is typeset,
+and its typeset pages; the rendered pages' pixels against the call's ``PixelBudget``.
+Encrypted, corrupt and empty files raise ``UnprocessableInputError``.
 """
 
 from __future__ import annotations
@@ -28,16 +36,27 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequestError, UnprocessableInputError
-from .images import read_source
+from .limits import (
+    MAX_DOCUMENT_BYTES,
+    MAX_DOCX_BLOCKS,
+    MAX_DOCX_XML_BYTES,
+    MAX_PAGES,
+    PAGE_LONG_SIDE,
+    PixelBudget,
+)
+from .policy import TRUSTED, InputPolicy
+from .source import read_source
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["MAX_DOCUMENT_BYTES", "MAX_PAGES", "PAGE_LONG_SIDE", "Document", "load_document"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES", "MAX_DOCX_BLOCKS", "MAX_PAGES", "PAGE_INFO_KEY", "PAGE_LONG_SIDE", "Document",
+    "load_document",
+]
 
-MAX_PAGES = 20
-MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
-PAGE_LONG_SIDE = 850  # pixels; ~72 dpi for A4/Letter
+PAGE_INFO_KEY = "classer_page"
+"""Key set to ``True`` in a rendered page image's ``info``: it is a page, to be letterboxed."""
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
@@ -58,9 +77,11 @@ class Document:
     """A read document: its text, one RGB image per page, its kind and page count.
 
     Example:
-        >>> doc = load_document("tests/fixtures/letter.pdf")  # doctest: +SKIP
-        >>> doc.kind, doc.n_pages, len(doc.pages) == doc.n_pages
-        ('pdf', 1, True)
+        >>> import pymupdf
+        >>> pdf = pymupdf.open(); _ = pdf.new_page().insert_text((72, 72), "INVOICE 42")
+        >>> doc = load_document(pdf.tobytes())
+        >>> doc.kind, doc.n_pages, len(doc.pages) == doc.n_pages, doc.text
+        ('pdf', 1, True, 'INVOICE 42')
     """
 
     text: str
@@ -69,26 +90,39 @@ class Document:
     n_pages: int
 
 
-def load_document(file: Any, *, allow_urls: bool | None = None, render: bool = True) -> Document:
-    """Read a PDF or DOCX from a path, bytes, base64, data URL, file object or allowed URL.
+def load_document(file: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool | None = None, render: bool = True,
+                  budget: PixelBudget | None = None) -> Document:
+    """Read a PDF or DOCX from bytes, base64, a data URL, a file object, an allowed URL or (policy allowing) a path.
 
     ``render=False`` skips the page images (``pages`` is then empty) when only text is needed.
+    ``budget`` is charged with the rendered pages' pixels (share one across a request's items).
 
     Example:
-        >>> doc = load_document("/path/to/invoice.pdf")  # doctest: +SKIP
+        >>> import pymupdf
+        >>> pdf = pymupdf.open(); _ = pdf.new_page(width=595, height=842).insert_text((72, 72), "INVOICE 42")
+        >>> doc = load_document(pdf.tobytes())
         >>> doc.text[:7], doc.pages[0].size
         ('INVOICE', (601, 850))
+        >>> from classer_local.inputs import REMOTE
+        >>> load_document("/srv/invoice.pdf", policy=REMOTE)
+        Traceback (most recent call last):
+        ...
+        classer_local.errors.InputNotAllowedError: ...
     """
     if isinstance(file, Document):
         return file
-    data = read_source(file, allow_urls=allow_urls, max_bytes=MAX_DOCUMENT_BYTES, what="document")
+    data = read_source(file, policy=policy.with_urls(allow_urls), max_bytes=MAX_DOCUMENT_BYTES, what="document")
+    if not isinstance(data, bytes):
+        raise InvalidRequestError("document_invalid", "A document must be a PDF or DOCX file, not an image object.",
+                                  {"type": type(data).__name__})
+    budget = budget if budget is not None else PixelBudget()
     if not data.strip():
         raise UnprocessableInputError("document_empty", "The document is empty (no bytes).", {"bytes": len(data)})
     kind = sniff_kind(data)
     if kind == "pdf":
-        return _load_pdf(data, render)
+        return _load_pdf(data, render, budget)
     if kind == "docx":
-        return _load_docx(data, render)
+        return _load_docx(data, render, budget)
     if data.startswith(_OLE_MAGIC):
         if _ENCRYPTED_PACKAGE in data:
             raise UnprocessableInputError(
@@ -169,19 +203,23 @@ def _check_pages(n: int, kind: str, at_least: bool = False) -> None:
         )
 
 
+def _zoom(page) -> float:
+    rect = page.rect
+    return min(max(PAGE_LONG_SIDE / max(rect.width, rect.height, 1.0), 0.1), 4.0)
+
+
 def _render(pymupdf, page) -> tuple[PILImage.Image, bool]:
     """A page as an RGB image about PAGE_LONG_SIDE px high/wide, and whether it is blank."""
     from PIL import Image
 
-    rect = page.rect
-    zoom = PAGE_LONG_SIDE / max(rect.width, rect.height, 1.0)
-    zoom = min(max(zoom, 0.1), 4.0)
+    zoom = _zoom(page)
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB)
     im = Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+    im.info[PAGE_INFO_KEY] = True
     return im, bool(pix.is_unicolor)
 
 
-def _load_pdf(data: bytes, render: bool, kind: str = "pdf", text: str | None = None) -> Document:
+def _load_pdf(data: bytes, render: bool, budget: PixelBudget, kind: str = "pdf", text: str | None = None) -> Document:
     pymupdf, doc = _open_pdf(data, kind)
     try:
         n = doc.page_count
@@ -193,12 +231,14 @@ def _load_pdf(data: bytes, render: bool, kind: str = "pdf", text: str | None = N
             pages: list[PILImage.Image] = []
             blank = []
             if render or text is None:
+                budget.spend(sum(int(p.rect.width * _zoom(p)) * int(p.rect.height * _zoom(p)) for p in doc),
+                             "document pages")
                 for page in doc:
                     im, is_blank = _render(pymupdf, page)
                     blank.append(is_blank)
                     if render:
                         pages.append(im)
-        except UnprocessableInputError:
+        except (UnprocessableInputError, InvalidRequestError):
             raise
         except Exception as e:
             raise UnprocessableInputError(
@@ -219,7 +259,38 @@ def _load_pdf(data: bytes, render: bool, kind: str = "pdf", text: str | None = N
 # --- DOCX ---------------------------------------------------------------------------------
 
 
-def _load_docx(data: bytes, render: bool) -> Document:
+def _check_docx_size(data: bytes) -> None:
+    """Refuse a DOCX whose XML would unpack past ``MAX_DOCX_XML_BYTES`` (sizes from the zip directory;
+    zipfile stops at the declared size, so a lying directory gets a CRC error, not a bomb)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            size = sum(i.file_size for i in zf.infolist() if i.filename.lower().endswith((".xml", ".rels")))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # python-docx reports the damage as document_corrupt
+    if size > MAX_DOCX_XML_BYTES:
+        raise InvalidRequestError(
+            "file_too_large", f"The DOCX unpacks to {size:,} bytes of XML; the limit is {MAX_DOCX_XML_BYTES:,}.",
+            {"bytes": size, "limit": MAX_DOCX_XML_BYTES, "kind": "docx"},
+        )
+
+
+def _count_blocks(d) -> int:
+    """Paragraphs and tables in the body, headers and footers (cells included): lxml, no styles."""
+    from docx.oxml.ns import qn
+
+    tags = (qn("w:p"), qn("w:tbl"))
+    n = 0
+    for part in d.part.package.iter_parts():
+        name = str(part.partname).lower()
+        if name == "/word/document.xml" or name.startswith(("/word/header", "/word/footer")):
+            element = getattr(part, "element", None)
+            if element is not None:
+                n += sum(1 for _ in element.iter(*tags))
+    return n
+
+
+def _load_docx(data: bytes, render: bool, budget: PixelBudget) -> Document:
+    _check_docx_size(data)
     try:
         import docx
     except ImportError as e:
@@ -236,17 +307,31 @@ def _load_docx(data: bytes, render: bool) -> Document:
             "document_corrupt", "The DOCX file is corrupt or truncated and could not be opened.",
             {"kind": "docx", "reason": str(e)[:200]},
         ) from None
+    n_blocks = _count_blocks(d)
+    if n_blocks > MAX_DOCX_BLOCKS:
+        raise InvalidRequestError(
+            "file_too_many_blocks",
+            f"The DOCX has {n_blocks:,} paragraphs and tables; at most {MAX_DOCX_BLOCKS:,} are allowed.",
+            {"blocks": n_blocks, "limit": MAX_DOCX_BLOCKS, "kind": "docx"},
+        )
+    # Style names once, by id: Paragraph.style looks each one up through the styles part (slow).
+    styles = {s.style_id: s.name or "" for s in d.styles}
 
     lines: list[str] = []
     parts: list[str] = []
     seen_hf: set[str] = set()
+    seen_parts: set[str] = set()
 
     def header_footer(which: str) -> None:
         for section in d.sections:
             for part in (getattr(section, which), getattr(section, f"first_page_{which}", None)):
                 if part is None or part.is_linked_to_previous:
                     continue
-                blocks = _blocks(part)
+                partname = str(part.part.partname)
+                if partname in seen_parts:  # sections may share one header: read it once
+                    continue
+                seen_parts.add(partname)
+                blocks = _blocks(part, styles)
                 key = "\n".join(t for _, t, _ in blocks)
                 if not key.strip() or key in seen_hf:
                     continue
@@ -255,7 +340,7 @@ def _load_docx(data: bytes, render: bool) -> Document:
                 parts.append('<div class="hf">' + "".join(h for _, _, h in blocks) + "</div>")
 
     header_footer("header")
-    for _, t, h in _blocks(d):
+    for _, t, h in _blocks(d, styles):
         if t.strip():
             lines.append(t)
         parts.append(h)
@@ -264,10 +349,10 @@ def _load_docx(data: bytes, render: bool) -> Document:
     if not text.strip():
         raise UnprocessableInputError("document_empty", "The DOCX document has no text.", {"kind": "docx"})
     pdf = _typeset("".join(parts))
-    return _load_pdf(pdf, render, kind="docx", text=text)
+    return _load_pdf(pdf, render, budget, kind="docx", text=text)
 
 
-def _blocks(container) -> list[tuple[str, str, str]]:
+def _blocks(container, styles: dict[str, str]) -> list[tuple[str, str, str]]:
     """(kind, text, html) for each paragraph/table of a body, header, footer or cell, in order."""
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -276,7 +361,7 @@ def _blocks(container) -> list[tuple[str, str, str]]:
     for item in container.iter_inner_content():
         if isinstance(item, Paragraph):
             t = item.text.strip()
-            style = (item.style.name if item.style is not None else "") or ""
+            style = styles.get(item._p.style or "", "")
             tag = "p"
             if style in ("Title", "Heading 1"):
                 tag = "h1"
@@ -297,7 +382,7 @@ def _blocks(container) -> list[tuple[str, str, str]]:
                     if cell._tc is last:  # a merged cell repeats; keep it once
                         continue
                     last = cell._tc
-                    inner = _blocks(cell)
+                    inner = _blocks(cell, styles)
                     ct = " ".join(t for _, t, _ in inner if t.strip())
                     cells.append(ct)
                     cells_html.append("<td>" + ("".join(h for _, _, h in inner) or "&#160;") + "</td>")
