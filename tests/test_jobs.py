@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -150,6 +152,7 @@ def test_too_many_running_jobs_and_cancel(tmp_path, monkeypatch):
     assert b.status == "cancelled"
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_and_doubles_nothing(tmp_path, home):
     """A real SIGKILL of the process running the job, mid-run; then resume here."""
     n = 30_000
@@ -182,6 +185,7 @@ def test_kill_9_then_resume_loses_and_doubles_nothing(tmp_path, home):
         assert sum(1 for _ in fh) == n
 
 
+@pytest.mark.slow
 def test_usage_totals_for_a_known_sequence(tmp_path):
     """In a fresh process: usagelog's writer thread stays bound to the first CLASSER_HOME it saw."""
     script = textwrap.dedent(f"""
@@ -221,3 +225,160 @@ def test_usage_totals_for_a_known_sequence(tmp_path):
     assert totals["cache_hits"] == 1
     groups = {g["key"]: g["requests"] for g in out["usage"]["groups"]}
     assert groups == {"classify_batch": 14, "classify": 2}
+
+
+# ---------------------------------------------------------------------- no line stops a job
+def strict_rows(path: Path) -> list[dict]:
+    """The results file read by a parser that refuses NaN/Infinity and anything but UTF-8."""
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in the results")
+    with open(path, "rb") as fh:
+        return [json.loads(line.decode("utf-8"), parse_constant=refuse) for line in fh]
+
+
+# Bad lines as they sit in a file, the 0-based row they are written at, the id and code their row gets.
+NASTY = {
+    3: (b'{"id": "sur", "text": "refund \\ud800 me"}', "sur", "text_invalid"),
+    6: (b'{"id": ' + b"7" * 5000 + b', "text": "refund my invoice"}', 6, "id_too_long"),
+    8: (b'{"id": "' + b"x" * 300 + b'", "text": "refund"}', 8, "id_too_long"),
+    11: (b'{"id": {"a": 1}, "text": "refund"}', 11, "id_invalid"),
+    12: (b'{"id": "nan", "text": "x", "score": NaN}', 12, "line_invalid_json"),
+    14: (b'{"id": 1e999, "text": "x"}', 14, "line_invalid_json"),
+    15: (b'{"id": "img", "image": 12}', "img", "image_invalid"),
+    17: (b'{"id": "u8", "text": "caf\xe9"}', 17, "line_invalid_utf8"),
+    19: (b"[" * 5_000 + b"]" * 5_000, 19, "line_invalid_json"),
+    20: (b'{"id": "sid\\ud800", "text": "refund"}', 20, "id_invalid"),
+}
+
+
+def write_nasty(path: Path, n: int) -> Path:
+    with open(path, "wb") as fh:
+        for i in range(n):
+            bad = NASTY.get(i % 40)
+            fh.write((bad[0] if bad else json.dumps({"id": f"r{i}", "text": f"{PHRASES[i % 6]} #{i}"}).encode())
+                     + b"\n")
+    return path
+
+
+def test_no_line_stops_a_job(tmp_path):
+    """Lone surrogates, a 5,000-digit id, NaN, nesting, wrong types: error rows; the job completes."""
+    src = write_nasty(tmp_path / "in.ndjson", 40)
+    job = cl.jobs.create(src, labels=LABELS, priority="fast", chunk_size=8)
+    job.start()
+    d = job.to_dict()
+    assert (d["status"], d["processed"], d["failed"], d["error"]) == ("completed", 40, len(NASTY), None)
+    rows = strict_rows(job.results_path)
+    assert len(rows) == 40
+    for i, r in enumerate(rows):
+        if i in NASTY:
+            _, rid, code = NASTY[i]
+            assert (r["id"], r["error"]["code"], r["error"]["details"]["row"]) == (rid, code, i)
+        else:
+            assert r["id"] == f"r{i}" and r["label"] in LABELS
+    assert job.start().status == "completed"  # and resuming it is a no-op, not a second failure
+
+
+def test_the_same_nasty_rows_from_an_iterable_of_strings(tmp_path):
+    """Rows handed over in-process as strings, lone surrogates included, reach the job as error rows."""
+    rows = ['{"id": "a", "text": "refund"}', '{"id": "b", "text": "\ud800"}', {"id": "c", "text": "x\udfff"},
+            {"id": "\ud800", "text": "refund"}]
+    job = cl.jobs.create(rows, labels=LABELS, priority="fast")
+    job.start()
+    out = strict_rows(job.results_path)
+    assert [(r["id"], r.get("error", {}).get("code")) for r in out] == [
+        ("a", None), ("b", "text_invalid"), ("c", "text_invalid"), (3, "id_invalid")]
+    assert (job.status, job.failed) == ("completed", 3)
+
+
+@pytest.mark.slow
+def test_kill_9_in_a_job_full_of_bad_lines_then_resume(tmp_path, home):
+    """A SIGKILL mid-run over an input with every kind of bad line; the resumed results equal a clean run."""
+    n = 8_000
+    src = write_nasty(tmp_path / "in.ndjson", n)
+    clean = cl.jobs.create(src, labels=LABELS, priority="fast", chunk_size=16)
+    clean.start()
+    job = cl.jobs.create(src, labels=LABELS, priority="fast", chunk_size=16)
+    code = f"import classer_local as cl; cl.jobs.get({job.id!r}).start()"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "CLASSER_HOME": str(home)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and job.processed < 800:
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert 800 <= job.processed < n and job.orphaned
+    job.start()
+    volatile = ("latency_ms", "request_id")
+    got = [{k: v for k, v in r.items() if k not in volatile} for r in strict_rows(job.results_path)]
+    want = [{k: v for k, v in r.items() if k not in volatile} for r in strict_rows(clean.results_path)]
+    assert got == want and len(got) == n
+    assert (job.status, job.processed, job.failed) == ("completed", n, n // 40 * len(NASTY))
+
+
+# ---------------------------------------------------------------------- owner and untrusted jobs
+def test_owner_is_recorded_and_reported(tmp_path):
+    src = write_input(tmp_path / "in.ndjson", 3)
+    mine = cl.jobs.create(src, labels=LABELS, priority="fast", owner="key_0123abcd")
+    assert mine.owner == "key_0123abcd" and mine.to_dict()["owner"] == "key_0123abcd"
+    spec = json.loads((mine.path / "job.json").read_text())
+    assert (spec["owner"], spec["allow_paths"]) == ("key_0123abcd", True)
+    anon = cl.jobs.create(src, labels=LABELS, priority="fast")
+    assert anon.owner is None and anon.to_dict()["owner"] is None
+    anon.start()
+    assert anon.owner is None and mine.owner == "key_0123abcd"  # running does not touch it
+    for bad in ("", 5, "k" * 201):
+        with pytest.raises(InvalidRequestError) as e:
+            cl.jobs.create(src, labels=LABELS, priority="fast", owner=bad)
+        assert e.value.code == "job_owner_invalid"
+
+
+def test_a_job_folder_from_before_owner_meant_the_key(tmp_path):
+    """Older job.json files kept the runner's pid under "owner": still orphan-detected, no owner."""
+    src = write_input(tmp_path / "in.ndjson", 5)
+    job = cl.jobs.create(src, labels=LABELS, priority="fast")
+    spec = json.loads((job.path / "job.json").read_text())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    spec.update(status="running", owner={"pid": int(dead.stdout), "host": socket.gethostname()})
+    spec.pop("runner")
+    (job.path / "job.json").write_text(json.dumps(spec))
+    (job.path / "heartbeat").touch()
+    assert job.orphaned and job.owner is None
+    assert job.start().status == "completed" and job.processed == 5
+
+
+def test_an_untrusted_job_reads_no_path_on_this_machine(tmp_path):
+    """The server's jobs (allow_paths=False): every spelling of a path is refused per row; base64 is scored."""
+    cat = Path(__file__).parent / "fixtures" / "cifar_cat.jpg"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password")
+    link = tmp_path / "cat.jpg"
+    link.write_bytes(cat.read_bytes())
+    b64 = base64.b64encode(cat.read_bytes()).decode()
+    lines = [
+        b'{"id": "esc", "\\u0069mage": "' + str(link).encode() + b'"}',
+        json.dumps({"id": "trail", "file": f"{secret} "}).encode(),
+        json.dumps({"id": "home", "image": "~/" + link.name}).encode(),
+        json.dumps({"id": "fileurl", "file": f"file://{secret}"}).encode(),
+        json.dumps({"id": "mixed", "image": [b64, str(link)]}).encode(),
+        json.dumps({"id": "b64", "image": b64}).encode(),
+        json.dumps({"id": "text", "text": "refund my invoice"}).encode(),
+    ]
+    src = tmp_path / "rows.ndjson"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    job = cl.jobs.create(src, labels=["cat", "truck"], priority="fast", owner="key_remote", allow_paths=False)
+    assert json.loads((job.path / "job.json").read_text())["allow_paths"] is False
+    job.start()
+    rows = {r["id"]: r for r in strict_rows(job.results_path)}
+    for rid in ("esc", "trail", "home", "fileurl", "mixed"):
+        assert rows[rid]["error"]["code"] == "path_not_allowed", rows[rid]
+    assert rows["b64"]["visual_tokens"] > 0 and rows["b64"]["label"] == "cat"
+    assert rows["text"]["label"] in ("cat", "truck")
+    assert (job.status, job.failed, job.owner) == ("completed", 5, "key_remote")
+    # The same rows in-process (trusted) read the image path: the refusal above is the policy, not a bad file.
+    trusted = cl.jobs.create(src, labels=["cat", "truck"], priority="fast")
+    trusted.start()
+    rows = {r["id"]: r for r in strict_rows(trusted.results_path)}
+    assert rows["esc"]["visual_tokens"] == rows["b64"]["visual_tokens"] > 0

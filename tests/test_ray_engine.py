@@ -31,7 +31,11 @@ PHRASES = ["I was charged twice", "the app crashes on start", "can I get a quote
 BAD = {3: (b"{not json", "line_invalid_json"), 10: (b"[1, 2]", "line_invalid"),
        17: (b'{"id": "empty", "text": "  "}', "text_empty"), 25: (b'{"id": "none"}', "input_required"),
        40: (b'{"id": "utf8", "text": "caf\xe9"}', "line_invalid_utf8"),
-       41: (b'{"id": "num", "text": 42}', "text_invalid")}
+       41: (b'{"id": "num", "text": 42}', "text_invalid"),
+       # Lines that stopped a job before: a lone surrogate, an id of 5,000 digits, NaN.
+       50: (b'{"id": "sur", "text": "\\ud800"}', "text_invalid"),
+       60: (b'{"id": ' + b"9" * 5000 + b', "text": "refund"}', "id_too_long"),
+       70: (b'{"id": "nan", "text": NaN}', "line_invalid_json")}
 VOLATILE = ("latency_ms", "request_id")  # differ between any two runs, on any engine
 
 
@@ -101,7 +105,7 @@ def test_engine_options_are_checked():
 
 
 def test_missing_ray_is_a_typed_error(monkeypatch: pytest.MonkeyPatch):
-    from classer_local import ray_engine
+    from classer_local.jobs import ray as ray_engine
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ServerError) as e:
@@ -115,6 +119,7 @@ def test_missing_ray_is_a_typed_error(monkeypatch: pytest.MonkeyPatch):
 
 
 # ---------------------------------------------------------------------- on a local Ray
+@pytest.mark.slow
 def test_same_results_as_the_local_engine(ray_local, tmp_path):
     src = write_rows(tmp_path / "in.ndjson", 400, bad=BAD, no_id_every=13)
     local = cl.jobs.create(src, labels=LABELS, priority="fast", chunk_size=64)
@@ -128,10 +133,12 @@ def test_same_results_as_the_local_engine(ray_local, tmp_path):
         row: code for row, (_, code) in BAD.items()}
     assert rows[3]["id"] == 3 and rows[3]["error"]["details"]["row"] == 3  # no id: the row number
     assert rows[13]["id"] == 13 and "label" in rows[13]
+    assert rows[50]["id"] == "sur" and rows[60]["id"] == 60  # an unusable id: the row number stands in
     assert (job.processed, job.failed, job.total) == (400, len(BAD), 400)
     assert job.start().status == "completed"  # a finished job: no-op, as locally
 
 
+@pytest.mark.slow
 def test_tag_saved_classifier_over_a_glob_of_files(ray_local, tmp_path):
     cl.classifiers.create("tickets", labels=LABELS, model="fast",
                           examples={"billing": ["refund my card", "invoice is wrong"],
@@ -171,6 +178,7 @@ def _scorer_pids() -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_loses_and_doubles_nothing(ray_local, tmp_path):
     pytest.importorskip("psutil")
     src = write_rows(tmp_path / "in.ndjson", 3000, bad=BAD)
@@ -197,6 +205,7 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(ray_local, tmp_path):
     assert_same(job, local)
 
 
+@pytest.mark.slow
 def test_cli_jobs_run_on_ray(ray_local, tmp_path, home):
     src = write_rows(tmp_path / "in.ndjson", 120, bad=BAD)
     out = tmp_path / "out"

@@ -1,17 +1,17 @@
-"""Batch jobs on a Ray cluster (Ray Data), with the local engine's results. ``classer_local.ray_engine``.
+"""Batch jobs on a Ray cluster (Ray Data), with the local engine's results. ``classer_local.jobs.ray``.
 
 ``cl.jobs.create(..., engine="ray")`` runs here; everything else about the job (its folder,
 ``job.json`` status, ``progress.json`` checkpoints, ``results.ndjson``, cancel, resume) is
-the local engine's. How a run goes::
+``engine.process``'s, as for the local engine. How a run goes::
 
     driver   build the classifier once -> get_state() -> ray.put (shipped once)
              index the input(s): ranges of ``batch_size`` lines (path, byte span, first row)
     workers  map_batches(_Scorer, concurrency=N, num_gpus=G): each actor runs
              Classifier.from_state once (one model load per actor), reads its ranges and
-             scores them with the local engine's own parsing and scoring (jobs._parse_line,
-             Job._score_chunk) -> one NDJSON block per range
-    driver   iterates the blocks in input order (preserve_order), appends them to
-             results.ndjson and checkpoints, exactly as the local engine does
+             scores them with ``lines.score_chunk``, as the local engine does
+             -> one NDJSON block per range
+    driver   yields the blocks in input order (preserve_order) to ``engine.process``,
+             which appends and checkpoints them; usage is recorded here, once per block
 
 Workers read the input by path, so on a multi-node cluster it must be on storage every
 node mounts at the same path (NFS, a shared volume); a local Ray needs nothing. Ray is
@@ -30,27 +30,28 @@ from __future__ import annotations
 
 import glob
 import io
-import json
 import os
 import threading
-import time
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ClasserError, ConflictError, NotFoundError, ServerError
+from ..classifier import Classifier
+from ..errors import ClasserError, ConflictError, NotFoundError, ServerError
+from . import engine
+from .engine import Block
+from .files import Checkpoint, JobFiles
+from .lines import Chunk, score_chunk
 
-if TYPE_CHECKING:
-    from .jobs import Job
-
-__all__ = ["INPUT_SUFFIXES", "expand_inputs", "plan", "process", "require_ray"]
+__all__ = ["INPUT_SUFFIXES", "RayEngine", "expand_inputs", "plan", "process", "require_ray"]
 
 INPUT_SUFFIXES = (".ndjson", ".jsonl", ".json")  # the files a folder input contributes
 MAX_RESTARTS = 4  # a lost actor is restarted (then its unfinished batches retried) this many times
 MAX_TASK_RETRIES = 4
 MAX_BLOCKS = 20_000  # dataset blocks for the range index: small enough for Ray's bookkeeping
 _INSTALL = "pip install 'classer-local[ray]'"
+_CHUNK_FIELDS = ("rows", "failed", "scored", "tokens", "visual_tokens", "ms", "data")
 _context_lock = threading.Lock()
 
 
@@ -138,38 +139,29 @@ def plan(files: list[str], batch_size: int, skip_rows: int = 0) -> tuple[list[di
 class _Scorer:
     """A Ray Data actor: the job's classifier, rebuilt once from its state, scoring ranges."""
 
-    def __init__(self, state: list[Any], kind: str, threshold: float | None, device: str) -> None:
+    def __init__(self, state: list[Any], kind: str, threshold: float | None, device: str,
+                 allow_paths: bool = True) -> None:
         import ray
 
-        from . import usagelog
-        from .classifier import Classifier
+        from .. import usagelog
 
         config, arrays = ray.get(state[0])
         usagelog.set_enabled(False)  # the driver records usage, once, in the job's CLASSER_HOME
+        # Untrusted rows reach the classifier as bytes or URLs only (lines.parse_line), never a path.
         self.clf = Classifier.from_state(config, arrays, device=device)
         self.clf.embedder  # noqa: B018 - load the model now: once per actor, not on the first batch
-        self.kind, self.threshold = kind, threshold
+        self.kind, self.threshold, self.allow_paths = kind, threshold, allow_paths
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        from .jobs import Job
-
-        out: dict[str, list[Any]] = {k: [] for k in ("row0", "n", "failed", "tokens", "visual_tokens",
-                                                      "ms", "block")}
+        out: dict[str, list[Any]] = {k: [] for k in ("row0", *_CHUNK_FIELDS)}
         for i in range(len(batch["row0"])):
             lines = _read_range(str(batch["path"][i]), int(batch["start"][i]), int(batch["end"][i]),
                                 int(batch["row0"][i]), int(batch["n"][i]))
             lines = lines[int(batch["skip"][i]):]
-            t0 = time.perf_counter()
-            block, n_failed = Job._score_chunk(self.clf, self.kind, self.threshold, lines)
-            ms = (time.perf_counter() - t0) * 1000
-            tokens = vtokens = 0
-            for line in block.splitlines():
-                rec = json.loads(line)
-                tokens += int(rec.get("tokens") or 0)
-                vtokens += int(rec.get("visual_tokens") or 0)
-            for key, value in (("row0", lines[0][0]), ("n", len(lines)), ("failed", n_failed),
-                               ("tokens", tokens), ("visual_tokens", vtokens), ("ms", ms), ("block", block)):
-                out[key].append(value)
+            chunk = score_chunk(self.clf, self.kind, self.threshold, lines, allow_paths=self.allow_paths)
+            out["row0"].append(lines[0][0])
+            for key in _CHUNK_FIELDS:
+                out[key].append(getattr(chunk, key))
         return out
 
 
@@ -228,77 +220,51 @@ def _unwrap(exc: BaseException) -> ClasserError | None:
     return None
 
 
-def process(job: Job, stop: threading.Event, progress: bool) -> dict[str, Any]:
-    """Run ``job`` on Ray (``Job.start`` calls this for ``engine="ray"``); returns the final status.
+class RayEngine:
+    """Ranges of the input(s) scored on Ray actors, yielded in input order."""
 
-    Resumes from the job's checkpoint like the local engine: results past it are cut,
-    rows before it are not read again.
+    def blocks(self, job: JobFiles, spec: dict[str, Any], clf: Classifier, start: Checkpoint) -> Iterator[Block]:
+        from .. import usagelog
+
+        ray = _connect(spec.get("address"))
+        kind = spec["kind"]
+        batch_size = int(spec.get("batch_size") or spec.get("chunk_size") or engine.DEFAULT_CHUNK)
+        gpus = float(spec.get("gpus_per_worker") or 0)
+        files = [f["path"] for f in spec["input"].get("files") or [spec["input"]]]
+        ranges, rows_total = plan(files, batch_size, skip_rows=start.rows_done)
+        rows = start.rows_done
+        if ranges:
+            state_ref = ray.put(clf.get_state())  # shipped once; every actor gets the same object
+            recs = _ranges_scored(ray, ranges, _workers(ray, spec.get("num_workers"), gpus), gpus, state_ref,
+                                  {"kind": kind, "threshold": spec.get("threshold"),
+                                   "device": spec.get("device") or "auto",
+                                   "allow_paths": bool(spec.get("allow_paths", True))})
+            try:
+                for rec in recs:
+                    chunk = Chunk(data=bytes(rec["data"]), rows=int(rec["rows"]), failed=int(rec["failed"]),
+                                  scored=int(rec["scored"]), tokens=int(rec["tokens"]),
+                                  visual_tokens=int(rec["visual_tokens"]), ms=float(rec["ms"]))
+                    if chunk.scored:
+                        usagelog.record(endpoint=f"{kind}_batch", model=clf.spec.name, labels=len(clf.labels),
+                                        items=chunk.scored, tokens=chunk.tokens,
+                                        visual_tokens=chunk.visual_tokens, latency_ms=chunk.ms,
+                                        key_id=spec.get("owner"))
+                    rows += chunk.rows
+                    yield Block(row0=int(rec["row0"]), chunk=chunk)
+            finally:
+                recs.close()
+        if rows != rows_total:
+            raise ServerError("job_rows_missing", f"Ray returned {rows} of {rows_total} rows.",
+                              {"job_id": job.id, "rows": rows, "expected": rows_total})
+
+
+def process(job: JobFiles, stop: threading.Event, progress: bool) -> dict[str, Any]:
+    """Run ``job`` on Ray from its checkpoint (``Job.start`` calls this for ``engine="ray"``).
+
+    Resumes like the local engine: results past the checkpoint are cut, rows before it are
+    not read again.
     """
-    from . import usagelog
-
-    spec = job._spec()
-    ray = _connect(spec.get("address"))
-    clf = job._classifier(spec)
-    kind, threshold = spec["kind"], spec.get("threshold")
-    batch_size = int(spec.get("batch_size") or spec.get("chunk_size") or 256)
-    gpus = float(spec.get("gpus_per_worker") or 0)
-    files = [f["path"] for f in spec["input"].get("files") or [spec["input"]]]
-    prog = job._progress()
-    processed, failed = prog["processed"], prog["failed"]
-    ranges, rows_total = plan(files, batch_size, skip_rows=prog["rows_done"])
-    workers = _workers(ray, spec.get("num_workers"), gpus)
-    state_ref = ray.put(clf.get_state())  # shipped once; every actor gets the same object
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=spec.get("total"), initial=prog["rows_done"], unit="row", desc=job.id)
-    cancel_flag = job.path / "cancel"
-    expected = prog["rows_done"]
-    try:
-        with open(job.results_path, "a+b") as out:
-            out.truncate(prog["results_size"])
-            out.seek(prog["results_size"])
-            last_checkpoint = time.monotonic()
-            if ranges:
-                blocks = _blocks(ray, ranges, workers, gpus, state_ref, kind, threshold,
-                                 spec.get("device") or "auto")
-                try:
-                    for rec in blocks:
-                        if stop.is_set() or cancel_flag.exists():
-                            job._checkpoint(out, 0, expected, processed, failed)
-                            return {"status": "cancelled"}
-                        row0, n = int(rec["row0"]), int(rec["n"])
-                        if row0 != expected:  # never write a row twice or leave a gap
-                            raise ServerError("job_rows_out_of_order",
-                                              f"Ray returned rows from {row0}, expected {expected}.",
-                                              {"job_id": job.id, "row": row0, "expected": expected})
-                        out.write(rec["block"])
-                        expected += n
-                        processed += n
-                        failed += int(rec["failed"])
-                        if n > int(rec["failed"]):
-                            usagelog.record(endpoint=f"{kind}_batch", model=clf.spec.name,
-                                            labels=len(clf.labels), items=n - int(rec["failed"]),
-                                            tokens=int(rec["tokens"]), visual_tokens=int(rec["visual_tokens"]),
-                                            latency_ms=float(rec["ms"]))
-                        if bar is not None:
-                            bar.update(n)
-                        if time.monotonic() - last_checkpoint >= _checkpoint_every():
-                            job._checkpoint(out, 0, expected, processed, failed)
-                            last_checkpoint = time.monotonic()
-                finally:
-                    blocks.close()
-            job._checkpoint(out, 0, expected, processed, failed)
-    finally:
-        if bar is not None:
-            bar.close()
-    if expected != rows_total:
-        raise ServerError("job_rows_missing", f"Ray returned {expected} of {rows_total} rows.",
-                          {"job_id": job.id, "rows": expected, "expected": rows_total})
-    if spec.get("total") != processed:
-        job._set(total=processed)
-    return {"status": "completed", "error": None}
+    return engine.process(RayEngine(), job, stop, progress)
 
 
 def _ray_version(ray: Any) -> tuple[int, int]:
@@ -309,15 +275,9 @@ def _ray_version(ray: Any) -> tuple[int, int]:
         return (0, 0)
 
 
-def _checkpoint_every() -> float:
-    from .jobs import CHECKPOINT_EVERY_S
-
-    return CHECKPOINT_EVERY_S
-
-
-def _blocks(ray: Any, ranges: list[dict[str, Any]], workers: int, gpus: float, state_ref: Any, kind: str,
-            threshold: float | None, device: str) -> Generator[dict[str, Any], None, None]:
-    """The scored blocks, one per range, in input order; worker errors come out typed."""
+def _ranges_scored(ray: Any, ranges: list[dict[str, Any]], workers: int, gpus: float, state_ref: Any,
+                   scorer_kwargs: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
+    """The scored ranges, one record each, in input order; worker errors come out typed."""
     from ray.data import ActorPoolStrategy, DataContext
 
     extra: dict[str, Any] = {"num_gpus": gpus} if gpus > 0 else {}
@@ -339,8 +299,7 @@ def _blocks(ray: Any, ranges: list[dict[str, Any]], workers: int, gpus: float, s
                     _Scorer, batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=workers),
                     num_cpus=1,
                     # Nested, so the actor borrows the driver's one copy instead of owning an argument.
-                    fn_constructor_kwargs={"state": [state_ref], "kind": kind, "threshold": threshold,
-                                           "device": device},
+                    fn_constructor_kwargs={"state": [state_ref], **scorer_kwargs},
                     **extra,
                 )
         finally:
@@ -355,4 +314,3 @@ def _blocks(ray: Any, ranges: list[dict[str, Any]], workers: int, gpus: float, s
             raise typed from None
         raise ServerError("ray_failed", f"The Ray job failed: {type(exc).__name__}: {exc}",
                           {"exception": type(exc).__name__}) from exc
-
