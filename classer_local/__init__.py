@@ -42,8 +42,8 @@ __all__ = [
 _LAZY = {
     "Classifier": ("classifier", "Classifier"),
     "Item": ("classifier", "Item"),
-    "Priority": ("classifier", "Priority"),
-    "Truncate": ("classifier", "Truncate"),
+    "Priority": ("options", "Priority"),
+    "Truncate": ("options", "Truncate"),
     "ClassifyResult": ("results", "ClassifyResult"),
     "TagResult": ("results", "TagResult"),
     "LabelScore": ("results", "LabelScore"),
@@ -65,7 +65,8 @@ if TYPE_CHECKING:
     from . import jobs as jobs
     from . import store as classifiers
     from .api import classify, classify_batch, tag, tag_batch
-    from .classifier import Classifier, Item, Priority, Truncate
+    from .classifier import Classifier, Item
+    from .options import Priority, Truncate
     from .registry import models
     from .results import ClassifyResult, LabelScore, TagResult
     from .usagelog import logs, usage

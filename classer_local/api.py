@@ -1,24 +1,21 @@
-"""Module-level ``classify``/``tag`` and their batch forms, over a cache of ``Classifier``s.
+"""Module-level ``classify``/``tag`` and their batch forms, over the pool of ``Classifier``s.
 
 A call with the same labels, descriptions, examples and model reuses the same
-``Classifier`` (and so its prototypes): a 200-label call does not re-embed 200 labels.
+``Classifier`` (``pool``), so a 200-label call does not re-embed 200 labels. Every call
+scores through ``service`` (cache, usage row, latency), as the server's routes do.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import cache as cache_mod
-from . import validation
-from .classifier import Classifier, Item, Priority, Truncate, examples_fingerprint
+from . import service, validation
+from .classifier import Classifier, Item
+from .options import ClassifierOptions, Priority, Truncate
 from .results import ClassifyResult, TagResult
 
-_MAX_CLASSIFIERS = 32
-_classifiers: OrderedDict[str, Classifier] = OrderedDict()
-_lock = threading.Lock()
+__all__ = ["batch_items", "classify", "classify_batch", "get_classifier", "tag", "tag_batch"]
 
 
 def get_classifier(
@@ -32,34 +29,36 @@ def get_classifier(
     device: str = "auto",
     truncate: Truncate | str | None = None,
     classifier: str | None = None,
+    allow_paths: bool = True,
 ) -> Classifier:
     """The ``Classifier`` for these arguments, built once and kept in a small LRU.
 
-    ``classifier="name"`` or ``"name@v2"`` loads a saved classifier instead of ``labels``.
+    ``classifier="name"`` or ``"name@v2"`` loads a saved classifier instead of ``labels``
+    (giving both is the typed error ``classifier_and_labels``).
     """
-    if classifier is not None:
-        from . import store
+    return ClassifierOptions(labels, descriptions, examples, text_type, priority, model, truncate,
+                             classifier).build(device=device, allow_paths=allow_paths)
 
-        return store.load(classifier, device=device)
-    key = cache_mod.request_key({
-        "labels": list(labels) if labels is not None and not isinstance(labels, str) else labels,
-        "descriptions": dict(descriptions or {}),
-        "examples": examples_fingerprint(examples) if isinstance(examples, Mapping) else examples,
-        "text_type": text_type, "priority": getattr(priority, "value", priority), "model": model,
-        "device": device, "truncate": getattr(truncate, "value", truncate),
-    })
-    with _lock:
-        clf = _classifiers.get(key)
-        if clf is not None:
-            _classifiers.move_to_end(key)
-            return clf
-    clf = Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                     priority=priority, model=model, device=device, truncate=truncate)
-    with _lock:
-        _classifiers[key] = clf
-        while len(_classifiers) > _MAX_CLASSIFIERS:
-            _classifiers.popitem(last=False)
-    return clf
+
+def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files: Sequence[Any] | None) -> list[Item]:
+    """The one request -> Items conversion for batches: equal lengths, ≤ 1,000, typed errors."""
+    given = [(n, v) for n, v in (("texts", texts), ("images", images), ("files", files)) if v is not None]
+    if not given:
+        raise validation.InvalidRequestError("input_required", "texts, images or files is required.")
+    sizes = {n: len(validation.batch(v, n)) for n, v in given}
+    if len(set(sizes.values())) > 1:
+        raise validation.InvalidRequestError(
+            "batch_length_mismatch", f"texts, images and files must have the same length, got {sizes}.", sizes)
+    n = next(iter(sizes.values()))
+    return [Item(texts[i] if texts is not None else None,
+                 images[i] if images is not None else None,
+                 files[i] if files is not None else None) for i in range(n)]
+
+
+def _options(labels: Any, descriptions: Any, examples: Any, text_type: Any, priority: Any, model: Any,
+             truncate: Any, classifier: Any, device: str) -> Classifier:
+    return get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
+                          priority=priority, model=model, device=device, truncate=truncate, classifier=classifier)
 
 
 def classify(
@@ -84,12 +83,11 @@ def classify(
         >>> import classer_local as cl
         >>> r = cl.classify(text="I can't log in to my account",
         ...                 labels=["billing", "technical", "sales"])  # doctest: +SKIP
-        >>> r.label, r.confidence                                      # doctest: +SKIP
-        ('technical', 0.94)
+        >>> r.label                                                    # doctest: +SKIP
+        'technical'
     """
-    clf = get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                         priority=priority, model=model, device=device, truncate=truncate, classifier=classifier)
-    return clf.classify(text, image=image, file=file, cache=cache)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    return service.score(clf, [Item(text, image, file)], "classify", cache=cache, endpoint="classify").results[0]
 
 
 def tag(
@@ -117,23 +115,9 @@ def tag(
         >>> [x.label for x in t.labels]                                         # doctest: +SKIP
         ['technology', 'finance']
     """
-    clf = get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                         priority=priority, model=model, device=device, truncate=truncate, classifier=classifier)
-    return clf.tag(text, image=image, file=file, threshold=threshold, cache=cache)
-
-
-def _batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files: Sequence[Any] | None) -> list[Item]:
-    given = [(n, v) for n, v in (("texts", texts), ("images", images), ("files", files)) if v is not None]
-    if not given:
-        raise validation.InvalidRequestError("input_required", "texts, images or files is required.")
-    sizes = {n: len(validation.batch(v, n)) for n, v in given}
-    if len(set(sizes.values())) > 1:
-        raise validation.InvalidRequestError(
-            "batch_length_mismatch", f"texts, images and files must have the same length, got {sizes}.", sizes)
-    n = next(iter(sizes.values()))
-    return [Item(texts[i] if texts is not None else None,
-                 images[i] if images is not None else None,
-                 files[i] if files is not None else None) for i in range(n)]
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    return service.score(clf, [Item(text, image, file)], "tag", threshold=threshold, cache=cache,
+                         endpoint="tag").results[0]
 
 
 def classify_batch(
@@ -151,8 +135,13 @@ def classify_batch(
     truncate: Truncate | str | None = None,
     classifier: str | None = None,
     device: str = "auto",
+    adapt: bool = False,
 ) -> list[ClassifyResult]:
     """``classify`` over up to 1,000 inputs at once, one result each, same order.
+
+    ``adapt=True`` adapts the label prototypes to the batch's own texts (``classer_local.adapt``:
+    gains on batches of a few hundred texts, does nothing below ``adapt.MIN_BATCH``, and falls
+    back to the plain prototypes when the adapted answers degenerate). It bypasses the cache.
 
     Example:
         >>> rs = cl.classify_batch(texts=["refund please", "app crashes"],
@@ -160,10 +149,9 @@ def classify_batch(
         >>> [r.label for r in rs]                                      # doctest: +SKIP
         ['billing', 'technical']
     """
-    items = _batch_items(texts, images, files)
-    clf = get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                         priority=priority, model=model, device=device, truncate=truncate, classifier=classifier)
-    return clf.classify_items(items, cache=cache)
+    items = batch_items(texts, images, files)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    return service.score(clf, items, "classify", cache=cache, endpoint="classify_batch", adapt=adapt).results
 
 
 def tag_batch(
@@ -182,9 +170,11 @@ def tag_batch(
     truncate: Truncate | str | None = None,
     classifier: str | None = None,
     device: str = "auto",
+    adapt: bool = False,
 ) -> list[TagResult]:
-    """``tag`` over up to 1,000 inputs at once, one result each, same order."""
-    items = _batch_items(texts, images, files)
-    clf = get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                         priority=priority, model=model, device=device, truncate=truncate, classifier=classifier)
-    return clf.tag_items(items, threshold=threshold, cache=cache)
+    """``tag`` over up to 1,000 inputs at once, one result each, same order (``adapt`` as in
+    ``classify_batch``)."""
+    items = batch_items(texts, images, files)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    return service.score(clf, items, "tag", threshold=threshold, cache=cache, endpoint="tag_batch",
+                         adapt=adapt).results

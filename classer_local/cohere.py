@@ -57,10 +57,10 @@ def classify(
             "examples_too_few",
             f"Each label needs at least {validation.COHERE_MIN_EXAMPLES_PER_LABEL} examples; too few for {thin or 'all'}.",
             {"min_per_label": validation.COHERE_MIN_EXAMPLES_PER_LABEL, "labels": thin})
-    from .api import get_classifier
+    from .options import ClassifierOptions
 
-    clf = get_classifier(list(by_label), examples=by_label, priority=priority, model=model, device=device,
-                         truncate=truncate or "END")
+    clf = ClassifierOptions(list(by_label), examples=by_label, priority=priority, model=model,
+                            truncate=truncate or "END").build(device=device)
     results = clf.classify(list(inputs), cache=cache)
     out = []
     for text, r in zip(inputs, results):

@@ -63,9 +63,22 @@ class ModelSpec:
             )
         return path
 
+    def base_path(self) -> Path | None:
+        """The base model a weights overlay applies to (``base = ...`` in models.toml), if any."""
+        base = self.options.get("base")
+        if not base:
+            return None
+        path = _locate(base)
+        if path is None or not path.exists():
+            raise ModelNotInstalledError(
+                "model_not_installed", f"Model {self.name!r} needs its base model {base!r}, which is not installed. "
+                f"Install it with: {self.install or 'see models.toml'}", {"model": self.name, "base": base})
+        return path
+
     def installed(self) -> bool:
         try:
             self.weights_path()
+            self.base_path()
         except ModelNotInstalledError:
             return False
         return True
@@ -161,6 +174,31 @@ def resolve(model: str | None, priority: str | None) -> ModelSpec:
             "invalid_priority", f"priority must be one of {list(PRIORITIES)}, got {p!r}.", {"priority": p}
         )
     return get(p)
+
+
+def resolve_pair(model: str | None, image_model: str | None, priority: str | None) -> tuple[ModelSpec, ModelSpec]:
+    """(text model, image model): ``model`` may name either kind; ``image_model`` must be an image model."""
+    text_spec = None
+    image_spec = get(image_model, kind="image") if image_model else None
+    if image_spec is not None and image_spec.kind != "image":
+        raise InvalidRequestError(
+            "model_kind_mismatch", f"image_model {image_model!r} is a {image_spec.kind} model; image models: "
+            f"{names('image')}.", {"model": image_model, "kind": image_spec.kind, "expected": "image"})
+    if model:
+        spec = get(model)
+        if spec.kind == "image":
+            if image_spec is not None and image_spec.name != spec.name:
+                raise InvalidRequestError("model_conflict", f"model {model!r} and image_model {image_model!r} "
+                                          "both name an image model.", {"model": model, "image_model": image_model})
+            image_spec = spec
+        else:
+            text_spec = spec
+    return (text_spec or resolve(None, priority)), (image_spec or get("image", kind="image"))
+
+
+def names(kind: str) -> list[str]:
+    """The names of every model of ``kind`` (``text`` or ``image``) in models.toml."""
+    return sorted(s.name for s in _table()[1].values() if s.kind == kind)
 
 
 def models() -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ class ClassifyResult:
     cached: bool = False
     model: str = ""
     request_id: str = ""
+    visual_model: str | None = None
     cache_age_s: float = field(default=0.0, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class TagResult:
     cached: bool = False
     model: str = ""
     request_id: str = ""
+    visual_model: str | None = None
     cache_age_s: float = field(default=0.0, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

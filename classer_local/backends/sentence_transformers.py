@@ -24,8 +24,11 @@ class SentenceTransformerEmbedder:
         hf_logging.disable_progress_bar()
         self.spec = spec
         self.device = device
+        base = spec.base_path()
         path = spec.weights_path()
-        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.model = SentenceTransformer(str(base or path), device=device, local_files_only=True)
+        if base is not None:
+            _overlay(self.model, path)
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self._torch = torch
@@ -78,7 +81,10 @@ class SentenceTransformerEmbedder:
         order = np.argsort([-len(c) for c in chunks], kind="stable")
         out = np.empty((len(chunks), self.spec.dim), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
+        from .. import threads
+
+        work = sum(len(c) for c in chunks)
+        with torch.inference_mode(), threads.for_work(work if self.device == "cpu" else 0):
             for start in range(0, len(chunks), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 width = len(chunks[idx[0]])
@@ -96,6 +102,25 @@ class SentenceTransformerEmbedder:
                 emb = self.model(features)["sentence_embedding"]
                 out[idx] = emb.float().cpu().numpy()
         return l2_normalize(out)
+
+
+def _overlay(model, folder) -> None:
+    """Load trained transformer weights (``encoder.safetensors``, fp16 allowed) over the base
+    model: the shipped artefact holds only the layers training changed."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    state = load_file(str(Path(folder) / "encoder.safetensors"))
+    bert = model[0].auto_model
+    own = bert.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        from ..errors import ModelNotInstalledError
+
+        raise ModelNotInstalledError("model_weights_invalid", f"Weights in {folder} do not fit the base model.",
+                                     {"unknown": unknown[:5]})
+    bert.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
 
 
 def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:

@@ -1,0 +1,15 @@
+"""Request ids: the one place they are made (library results, the server, usage rows)."""
+
+from __future__ import annotations
+
+import uuid
+
+
+def new_request_id() -> str:
+    """A fresh id in the hosted API's shape.
+
+    Example:
+        >>> new_request_id().startswith("req_") and len(new_request_id()) == 28
+        True
+    """
+    return "req_" + uuid.uuid4().hex[:24]
