@@ -207,7 +207,8 @@ def test_usage_totals_for_a_known_sequence(tmp_path):
                           "usage": cl.usage(group_by="endpoint")}}))
     """)
     env = {**os.environ, "CLASSER_HOME": str(tmp_path / "fresh")}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=180)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=180,
+                          check=False)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert (out["a"]["processed"], out["a"]["failed"]) == (600, 2)
@@ -340,7 +341,8 @@ def test_a_job_folder_from_before_owner_meant_the_key(tmp_path):
     src = write_input(tmp_path / "in.ndjson", 5)
     job = cl.jobs.create(src, labels=LABELS, priority="fast")
     spec = json.loads((job.path / "job.json").read_text())
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     spec.update(status="running", owner={"pid": int(dead.stdout), "host": socket.gethostname()})
     spec.pop("runner")
     (job.path / "job.json").write_text(json.dumps(spec))
@@ -352,6 +354,7 @@ def test_a_job_folder_from_before_owner_meant_the_key(tmp_path):
 def test_an_untrusted_job_reads_no_path_on_this_machine(tmp_path):
     """The server's jobs (allow_paths=False): every spelling of a path is refused per row; base64 is scored."""
     cat = Path(__file__).parent / "fixtures" / "cifar_cat.jpg"
+    memo = (Path(__file__).parent / "fixtures" / "memo.pdf").read_bytes()
     secret = tmp_path / "secret.txt"
     secret.write_text("password")
     link = tmp_path / "cat.jpg"
@@ -364,6 +367,8 @@ def test_an_untrusted_job_reads_no_path_on_this_machine(tmp_path):
         json.dumps({"id": "fileurl", "file": f"file://{secret}"}).encode(),
         json.dumps({"id": "mixed", "image": [b64, str(link)]}).encode(),
         json.dumps({"id": "b64", "image": b64}).encode(),
+        json.dumps({"id": "pdf", "file": "data:application/pdf;base64," + base64.b64encode(memo).decode()}).encode(),
+        json.dumps({"id": "pdf64", "file": base64.b64encode(memo).decode()}).encode(),
         json.dumps({"id": "text", "text": "refund my invoice"}).encode(),
     ]
     src = tmp_path / "rows.ndjson"
@@ -376,6 +381,8 @@ def test_an_untrusted_job_reads_no_path_on_this_machine(tmp_path):
         assert rows[rid]["error"]["code"] == "path_not_allowed", rows[rid]
     assert rows["b64"]["visual_tokens"] > 0 and rows["b64"]["label"] == "cat"
     assert rows["text"]["label"] in ("cat", "truck")
+    same = ("label", "scores", "tokens", "visual_tokens")  # a data: URL and bare base64: the same document
+    assert rows["pdf"]["tokens"] > 0 and [rows["pdf"][k] for k in same] == [rows["pdf64"][k] for k in same]
     assert (job.status, job.failed, job.owner) == ("completed", 5, "key_remote")
     # The same rows in-process (trusted) read the image path: the refusal above is the policy, not a bad file.
     trusted = cl.jobs.create(src, labels=["cat", "truck"], priority="fast")

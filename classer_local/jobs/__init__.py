@@ -298,7 +298,7 @@ class Job:
             final = _engine_process(spec.get("engine") or "local")(self.files, stop, progress)
         except ClasserError as exc:
             final = {"status": "failed", "error": exc.to_dict()}
-        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised below
+        except BaseException as exc:  # recorded, then re-raised below
             err = ServerError("job_crashed", f"Job {self.id} stopped: {type(exc).__name__}: {exc}",
                               {"job_id": self.id, "exception": type(exc).__name__})
             final = {"status": "failed", "error": err.to_dict()}
@@ -357,7 +357,7 @@ def _check_owner(owner: Any) -> str | None:
 
 
 def create(
-    input: str | os.PathLike[str] | IO[Any] | Iterable[Mapping[str, Any]],  # noqa: A002 - the API's name
+    input: str | os.PathLike[str] | IO[Any] | Iterable[Mapping[str, Any]],  # the API's name
     labels: Sequence[str] | None = None,
     *,
     kind: str = "classify",
@@ -517,7 +517,7 @@ def get(job_id: str) -> Job:
     return Job(path)
 
 
-def list(status: str | None = None) -> builtins.list[Job]:  # noqa: A001 - cl.jobs.list()
+def list(status: str | None = None) -> builtins.list[Job]:  # cl.jobs.list()
     """Every job, newest first; ``status`` keeps only jobs in that state.
 
     Example:

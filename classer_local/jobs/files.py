@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,7 +45,7 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def root() -> Path:
@@ -252,14 +252,13 @@ class JobFiles:
         """The result lines covered by the checkpoint, in input order."""
         size = self.progress().results_size
         try:
-            fh = open(self.results_path, "rb")
-        except FileNotFoundError:
+            with open(self.results_path, "rb") as fh:
+                done = 0
+                while done < size:
+                    line = fh.readline()
+                    if not line:
+                        break
+                    done += len(line)
+                    yield json.loads(line)
+        except FileNotFoundError:  # not started yet, or deleted
             return
-        with fh:
-            done = 0
-            while done < size:
-                line = fh.readline()
-                if not line:
-                    break
-                done += len(line)
-                yield json.loads(line)

@@ -88,6 +88,10 @@ def _parse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Built once: json.loads with hooks would build a decoder per line.
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+
+
 def _bad_line(row: int, code: str, message: str, **details: Any) -> InvalidRequestError:
     return InvalidRequestError(code, f"Line {row + 1}: {message}", {"row": row, **details})
 
@@ -163,7 +167,7 @@ def parse_line(raw: bytes, row: int, *, allow_paths: bool = True) -> Line:
     except UnicodeDecodeError:
         return Line(row, row, error=_bad_line(row, "line_invalid_utf8", "is not valid UTF-8."))
     try:
-        obj = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         return Line(row, row, error=_bad_line(row, "line_invalid_json", f"is not valid JSON ({exc.msg}).",
                                               column=exc.colno))
