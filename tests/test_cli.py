@@ -152,32 +152,18 @@ def _library_takes_image_model() -> bool:
 
 def test_image_model_by_name(home: Path) -> None:
     """Issue 16.1: the image model is chosen by name; a model of the wrong kind is a typed error."""
-    # A text input naming an image model fails as a typed error, never a traceback.
-    res = run(home, "classify", "hello", *LABELS, "--model", "efficientnet-lite0", check=2)
-    assert "[" in res.stderr and "Traceback" not in res.stderr
-    if not _library_takes_image_model():
-        pytest.skip("classer_local.api.classify has no image_model keyword yet (issue 16.1, library side)")
     cat = str(Path(__file__).parent / "fixtures" / "cifar_cat.jpg")
-    d = json.loads(
-        run(
-            home,
-            "classify",
-            "--image",
-            cat,
-            "-l",
-            "cat",
-            "-l",
-            "dog",
-            "--model",
-            "efficientnet-lite0",
-            "--json",
-        ).stdout
-    )
-    assert d["label"] == "cat"
-    res = run(
-        home, "classify", "--image", cat, "-l", "cat", "-l", "dog", "--model", "all-minilm-l6-v2", check=2
-    )
-    assert "[" in res.stderr and "Traceback" not in res.stderr
+    image = ["classify", "--image", cat, "-l", "cat", "-l", "dog"]
+    d = json.loads(run(home, *image, "--model", "efficientnet-lite0", "--json").stdout)
+    assert d["label"] in ("cat", "dog") and "efficientnet-lite0" in (d["model"], d.get("visual_model"))
+    res = run(home, "classify", "hello", *LABELS, "--model", "efficientnet-lite0", check=2)
+    assert "[model_kind_mismatch]" in res.stderr and "Traceback" not in res.stderr
+    if not _library_takes_image_model():
+        pytest.skip(
+            "classer_local.api.classify has no image_model keyword yet: a text model still scores images"
+        )
+    res = run(home, *image, "--model", "all-minilm-l6-v2", check=2)
+    assert "[model_kind_mismatch]" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_models_list(home: Path) -> None:
@@ -374,6 +360,30 @@ def test_eval_with_reliability_plot(home: Path, tmp_path: Path) -> None:
     )
     assert report["ece"] == pytest.approx(gaps, abs=1e-3)
     assert "labels not in --label" in run(home, "eval", str(data), "-l", "billing", *FAST, check=2).stderr
+    # A saved classifier: its own labels, in its order; labels and --classifier together are refused.
+    run(
+        home,
+        "classifiers",
+        "create",
+        "evalclf",
+        "-l",
+        "technical",
+        "-l",
+        "billing",
+        "-l",
+        "sales",
+        "--model",
+        "fast",
+    )
+    report = json.loads(
+        run(home, "eval", str(data), "--classifier", "evalclf", "--json", "--no-progress").stdout
+    )
+    assert report["labels"] == ["technical", "billing", "sales"] and report["rows"] == 6
+    assert (
+        "not both" in run(home, "eval", str(data), "--classifier", "evalclf", "-l", "billing", check=2).stderr
+    )
+    run(home, "classifiers", "create", "evalclf2", "-l", "billing", "-l", "sales", "--model", "fast")
+    assert "does not" in run(home, "eval", str(data), "--classifier", "evalclf2", check=2).stderr
 
 
 def test_serve_no_auth(home: Path) -> None:

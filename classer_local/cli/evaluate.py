@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from classer_local import evaluate
-    from classer_local.api import get_classifier
+    from classer_local.options import ClassifierOptions
 
     rows = [r for _, r in read_ndjson(args.data)]
     rows = [r for r in rows if isinstance(r.get("text"), str) and isinstance(r.get("label"), str)]
@@ -40,19 +40,25 @@ def run(args: argparse.Namespace) -> int:
         rows = rows[: args.limit]
     if not rows:
         raise CliError(f"{args.data}: no rows with string text and label")
-    names = labels(args) or sorted({r["label"] for r in rows})
-    unknown = sorted({r["label"] for r in rows} - set(names))
+    given = labels(args)
+    if given is not None and args.classifier:
+        raise CliError("give either labels or --classifier, not both")
+    truth = {r["label"] for r in rows}
+    unknown = sorted(truth - set(given or truth))
     if unknown:
         raise CliError(f"the data has labels not in --label: {unknown}")
-    clf = get_classifier(
-        names,
+    clf = ClassifierOptions(
+        labels=None if args.classifier else (given or sorted(truth)),
         descriptions=descriptions(args.description),
         text_type=args.text_type,
         priority=args.priority,
         model=args.model,
         truncate=args.truncate,
         classifier=args.classifier,
-    )
+    ).build()
+    unknown = sorted(truth - set(clf.labels))
+    if unknown:
+        raise CliError(f"the data has labels that {args.classifier} does not: {unknown}")
     preds: list[str] = []
     conf: list[float] = []
     with tqdm(total=len(rows), unit="row", disable=args.no_progress or None, file=sys.stderr) as bar:
