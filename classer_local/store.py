@@ -8,7 +8,8 @@ Loading reads the arrays back with no re-encoding::
     CLASSER_HOME/classifiers/<name>/
         .lock              flock taken to number, write and delete versions
         .last              highest version ever given out
-        v1/manifest.json   format_version, name, version, model, model_id, weights_hash, labels, config
+        v1/manifest.json   format_version, name, version, model, model_id, weights_hash, labels,
+                           owner (the API key id that saved it, or null), shared, config
         v1/arrays.npz      prototypes and heads
         v2/...
 
@@ -50,7 +51,7 @@ try:
 except ImportError:  # Windows: versions are still claimed by the atomic rename below.
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FORMAT_VERSION", "create", "delete", "get", "list", "load", "parse_ref", "resolve"]
+__all__ = ["FORMAT_VERSION", "create", "delete", "get", "list", "load", "not_found", "parse_ref", "resolve"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -116,6 +117,11 @@ def _versions(name_dir: Path) -> builtins.list[int]:
         if entry.startswith("v") and entry[1:].isdigit():
             out.append(int(entry[1:]))
     return sorted(out)
+
+
+def not_found(ref: str) -> NotFoundError:
+    """The error for a classifier that is not there (or, over HTTP, not the caller's to see)."""
+    return _not_found(ref)
 
 
 def _not_found(ref: str, known: builtins.list[int] | None = None) -> NotFoundError:
@@ -232,8 +238,15 @@ def create(
     truncate: Truncate | str | None = None,
     calibrate: bool = True,
     device: str = "auto",
+    owner: str | None = None,
+    shared: bool = False,
+    allow_paths: bool = True,
 ) -> dict[str, Any]:
     """Fit a classifier and save it as the next version of ``name``; returns its info.
+
+    ``owner`` records the API key id that made it (the server passes the caller's; ``None``:
+    made on this machine, which over HTTP only admin keys see) and ``shared`` makes it readable
+    by every key. ``allow_paths=False`` (a remote caller) never reads an example string as a file.
 
     ``model`` is a tier (``"standard"``/``"fast"``) or a model name from models.toml.
     With at least 4 text examples for every label, tag confidences are calibrated for
@@ -248,8 +261,13 @@ def create(
     _check_name(name)
     if model is not None and str(getattr(model, "value", model)) in registry.PRIORITIES:
         priority, model = str(getattr(model, "value", model)), None
+    if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 100):
+        raise InvalidRequestError("classifier_owner_invalid", "owner must be a key id or None.", {})
+    # allow_paths is passed only when false, so a Classifier that predates the keyword still saves.
+    extra: dict[str, Any] = {} if allow_paths else {"allow_paths": False}
     clf = Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                     priority=priority, model=model, device=device, threshold=threshold, truncate=truncate)
+                     priority=priority, model=model, device=device, threshold=threshold, truncate=truncate,
+                     **extra)
     calibrated = bool(calibrate and clf.examples and clf.calibrate())
     state, arrays = clf.get_state()
     spec = clf.spec
@@ -268,6 +286,8 @@ def create(
         "counts": {"labels": len(clf.labels), "examples": sum(per_label.values()),
                    "examples_per_label": per_label, "descriptions": len(clf.descriptions)},
         "calibrated": calibrated,
+        "owner": owner,
+        "shared": bool(shared),
         "config": state,
         "arrays": ARRAYS,
     }
@@ -346,6 +366,8 @@ def _info(manifest: dict[str, Any], versions: builtins.list[int]) -> dict[str, A
         "calibrated": manifest["calibrated"],
         "threshold": cfg.get("threshold", 0.5),
         "versions": versions,
+        "owner": manifest.get("owner"),
+        "shared": bool(manifest.get("shared", False)),
     }
 
 

@@ -13,19 +13,15 @@ Example:
 from __future__ import annotations
 
 import atexit
-import contextvars
 import queue
 import sqlite3
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from . import config
-
-# The server sets the calling API key here so rows can be attributed to it.
-current_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("classer_key", default=None)
+from .request_ids import new_request_id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -124,13 +120,13 @@ atexit.register(flush)
 def record(*, endpoint: str, model: str | None, labels: int = 0, items: int = 1, tokens: int = 0,
            visual_tokens: int = 0, latency_ms: float = 0.0, cached_items: int = 0, status: str = "ok",
            error_code: str | None = None, request_id: str | None = None, key_id: str | None = None) -> None:
-    """Queue one request row."""
+    """Queue one request row; ``key_id`` is the caller's API key (passed by whoever knows it)."""
     if not _enabled:
         return
     _ensure_writer()
-    _queue.put((request_id or "req_" + uuid.uuid4().hex[:24], time.time(), endpoint, model, labels, items,
+    _queue.put((request_id or new_request_id(), time.time(), endpoint, model, labels, items,
                 tokens, visual_tokens, round(latency_ms, 3), cached_items, status, error_code,
-                key_id or current_key.get()))
+                key_id))
 
 
 def record_results(*, endpoint: str, model: str, labels: int, results: list[Any], latency_ms: float) -> None:

@@ -181,7 +181,7 @@ def test_unexpected_exception_is_a_typed_500_without_traceback() -> None:
 
     from classer_local.server.app import ServerConfig, create_app
 
-    app = create_app(ServerConfig(auth=False))
+    app = create_app(ServerConfig(auth=False, preload=()))
 
     @app.get("/boom")
     async def boom() -> None:
@@ -230,8 +230,11 @@ def test_classify_shape_headers_and_cache_hit(client: httpx.Client) -> None:
     assert h["X-Request-ID"] == d["request_id"]
     assert h["X-Cache"] == "MISS" and h["X-Tokens-Used"] == str(d["tokens"])
     assert len(h["X-Cache-Key"]) == 16 and int(h["X-Cache-Key"], 16) >= 0
-    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
-        assert name not in h  # this key has no request limit (--rpm 0)
+    # The seeds' five headers on every classification response; this key has no request limit (--rpm 0).
+    from classer_local.server.ratelimit import UNLIMITED
+
+    assert h["X-RateLimit-Limit-Requests"] == h["X-RateLimit-Remaining-Requests"] == str(UNLIMITED)
+    assert int(h["X-RateLimit-Limit-Tokens"]) > 0 and "X-RateLimit-Reset" in h
 
     r2 = client.post("/v1/classify", json={**body, "labels": list(reversed(LABELS))})
     d2 = r2.json()
@@ -405,7 +408,7 @@ def test_error_bodies(client: httpx.Client) -> None:
         "unicode_invalid",
     )
     _assert_error(
-        client.post("/v1/classify", json={"image": "/etc/passwd", "labels": LABELS}), 400, "image_invalid"
+        client.post("/v1/classify", json={"image": "/etc/passwd", "labels": LABELS}), 422, "path_not_allowed"
     )
     _assert_error(
         client.post("/v1/classify", json={"text": "x", "labels": LABELS, "classifier": "nope"}),
@@ -480,13 +483,14 @@ def test_rate_limit_requests(server: Server) -> None:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
         body = {"text": "rate limited", "labels": LABELS, **FAST}
         first = c.post("/v1/classify", json=body)
-        assert first.headers["X-RateLimit-Limit"] == "2" and first.headers["X-RateLimit-Remaining"] == "1"
+        h = first.headers
+        assert h["X-RateLimit-Limit-Requests"] == "2" and h["X-RateLimit-Remaining-Requests"] == "1"
         assert 0 < int(first.headers["X-RateLimit-Reset"]) <= 60
-        assert c.post("/v1/classify", json=body).headers["X-RateLimit-Remaining"] == "0"
+        assert c.post("/v1/classify", json=body).headers["X-RateLimit-Remaining-Requests"] == "0"
         r = c.post("/v1/classify", json=body)
         _assert_error(r, 429, "rate_limit_requests")
         assert 1 <= int(r.headers["Retry-After"]) <= 60
-        assert r.headers["X-RateLimit-Remaining"] == "0"
+        assert r.headers["X-RateLimit-Remaining-Requests"] == "0"
 
 
 def test_rate_limit_tokens(server: Server) -> None:
@@ -513,7 +517,7 @@ def test_keys_endpoints(server: Server, client: httpx.Client) -> None:
     assert all("hash" not in k and "salt" not in k and "key" not in k for k in listed)
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {made['key']}"}) as c:
         assert [k["id"] for k in c.get("/v1/keys").json()["keys"]] == [made["id"]]
-        _assert_error(c.post("/v1/keys", json={"name": "escalate", "admin": True}), 401, "admin_required")
+        _assert_error(c.post("/v1/keys", json={"name": "escalate", "admin": True}), 403, "forbidden")
     _assert_error(client.post("/v1/keys", json={"name": "x", "quota": -1}), 400, "request_invalid")
 
 
@@ -599,7 +603,7 @@ def test_batch_jobs(client: httpx.Client) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == "tag"
     evil = json.dumps({"image": sys.executable}).encode() + b"\n"
-    _assert_error(client.post("/v1/batch", params={"labels": "a,b"}, content=evil), 400, "path_not_allowed")
+    _assert_error(client.post("/v1/batch", params={"labels": "a,b"}, content=evil), 422, "path_not_allowed")
     _assert_error(client.post("/v1/batch", params={"labels": "a,b"}, content=b""), 400, "file_empty")
 
 

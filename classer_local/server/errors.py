@@ -1,9 +1,9 @@
 """Every error the server sends is a ``ClasserError.to_dict()`` body; its status comes from one table.
 
-``STATUS_BY_ERROR`` (in ``classer_local.errors``) maps the error kind to a status; the
-few codes whose status differs from their kind's are in ``STATUS_BY_CODE`` here.
-Framework errors (validation, unknown route, wrong method, oversized body) and
-unexpected exceptions are turned into the same body; a 500 never carries a traceback.
+``STATUS`` below is the only place an HTTP status is chosen: by the error's kind
+(``error``), except the few codes whose status differs from their kind's. Framework errors
+(validation, unknown route, wrong method, oversized body) and unexpected exceptions are
+turned into the same body; a 500 never carries a traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from typing import Any
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import (
-    STATUS_BY_ERROR,
     ClasserError,
     InvalidRequestError,
     NotFoundError,
@@ -28,16 +26,34 @@ from ..errors import (
 
 log = logging.getLogger("classer_local.server")
 
-STATUS_BY_CODE: dict[str, int] = {
-    "request_too_large": 413,
+STATUS: dict[str, int] = {
+    # by kind (``ClasserError.error``)
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "insufficient_balance": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "conflict_error": 409,
+    "unprocessable_entity": 422,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    # codes whose status differs from their kind's
     "method_not_allowed": 405,
+    "request_too_large": 413,
     "unsupported_media_type": 415,
     "not_implemented": 501,
+    "request_timeout": 504,
 }
+"""The HTTP status of every error: a code's own entry, else its kind's; 500 for anything unknown."""
 
 
 def status_for(exc: ClasserError) -> int:
-    return STATUS_BY_CODE.get(exc.code, STATUS_BY_ERROR.get(exc.error, exc.status))
+    return STATUS.get(exc.code) or STATUS.get(exc.error, 500)
+
+
+def error_statuses() -> list[int]:
+    """Every status an error may have, for the OpenAPI ``responses`` of the routes."""
+    return sorted(set(STATUS.values()))
 
 
 def error_response(exc: ClasserError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -95,11 +111,15 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
             "route_not_found", f"No route {request.method} {request.url.path}.", {"path": request.url.path}
         )
     elif exc.status_code == 405:
+        allowed = allowed_methods(request)
         err = InvalidRequestError(
             "method_not_allowed",
             f"{request.method} is not allowed on {request.url.path}.",
-            {"method": request.method, "path": request.url.path},
+            {"method": request.method, "path": request.url.path, "allowed": allowed},
         )
+        response = await on_classer_error(request, err)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     elif exc.status_code == 413:
         err = InvalidRequestError("request_too_large", str(exc.detail))
     elif exc.status_code < 500:
@@ -107,6 +127,26 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         err = ServerError("internal_error", "The server failed to handle this request.")
     return await on_classer_error(request, err)
+
+
+def _routes(routes: Any) -> Any:
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included APIRouter (no prefix here)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route matching this path (a path may have one route per method)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -125,66 +165,3 @@ def install(app: Any) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
-
-
-class BodyLimitMiddleware:
-    """Refuse bodies over ``limit`` bytes (413, typed body) before the app reads them.
-
-    ``limits`` maps a path prefix to its own limit (None: the route streams and checks its
-    own); the first match wins. The body of a limited path is read here (never more than
-    ``limit`` bytes kept) and replayed to the app.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, limits: dict[str, int | None] | None = None) -> None:
-        self.app = app
-        self.limit = limit
-        self.limits = limits or {}
-
-    def _limit_for(self, path: str) -> int | None:
-        for prefix, limit in self.limits.items():
-            if path.startswith(prefix):
-                return limit
-        return self.limit
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        err = InvalidRequestError(
-            "request_too_large", f"The request body is larger than {limit} bytes.", {"max_bytes": limit}
-        )
-        await error_response(err)(scope, receive, send)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit_for(scope["path"])
-        if limit is None:
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await self._refuse(scope, receive, send, limit)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > limit:
-                await self._refuse(scope, receive, send, limit)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)

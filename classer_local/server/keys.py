@@ -2,7 +2,8 @@
 
 A key reads ``clk_<id>_<secret>``. Only ``id``, a per-key random salt and
 HMAC-SHA256(salt, secret) are stored, so the database never holds a usable key;
-the full key is shown once, when it is created. ``quota`` is a token budget
+the full key is shown once, when it is created. The database and its WAL files are made
+readable by their owner only (0600). ``quota`` is a token budget
 (``None``: unlimited) that ``used`` counts up to; ``rpm``/``tpm`` are per-key rate
 limits (``None``: the server's defaults; 0: unlimited).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
@@ -77,18 +79,33 @@ def _limit(name: str, value: Any) -> int | None:
     return value
 
 
+def _private(path: str, create: bool = True) -> None:
+    """Make ``path`` readable and writable by its owner only (created empty when missing)."""
+    if create:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try:
+        os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
+
+
 class KeyStore:
     """The key table. Thread-safe; every process sees the others' writes (SQLite WAL)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = str(path or default_path())
         self._lock = threading.Lock()
+        if self.path != ":memory:":
+            _private(self.path)
         self._con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._con.row_factory = sqlite3.Row
         if self.path != ":memory:":
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.executescript(_SCHEMA)
+        if self.path != ":memory:":
+            for suffix in ("", "-wal", "-shm"):  # SQLite copies the mode, but an older file may not
+                _private(self.path + suffix, create=False)
 
     def close(self) -> None:
         self._con.close()
