@@ -349,6 +349,8 @@ def test_a_job_folder_from_before_owner_meant_the_key(tmp_path):
     (job.path / "heartbeat").touch()
     assert job.orphaned and job.owner is None
     assert job.start().status == "completed" and job.processed == 5
+    spec = json.loads((job.path / "job.json").read_text())
+    assert (spec["owner"], spec["runner"], job.orphaned) == (None, None, False)
 
 
 def test_an_untrusted_job_reads_no_path_on_this_machine(tmp_path):
@@ -389,3 +391,11 @@ def test_an_untrusted_job_reads_no_path_on_this_machine(tmp_path):
     trusted.start()
     rows = {r["id"]: r for r in strict_rows(trusted.results_path)}
     assert rows["esc"]["visual_tokens"] == rows["b64"]["visual_tokens"] > 0
+
+
+def test_an_untrusted_spec_builds_a_classifier_that_reads_no_paths():
+    from classer_local.jobs.engine import build_classifier
+
+    assert build_classifier({"labels": LABELS, "priority": "fast", "allow_paths": False}).allow_paths is False
+    assert build_classifier({"labels": LABELS, "priority": "fast", "allow_paths": True}).allow_paths is True
+    assert build_classifier({"labels": LABELS, "priority": "fast"}).allow_paths is True  # job.json before the field

@@ -196,3 +196,18 @@ def test_untrusted_chunk_scores_base64_and_refuses_the_same_image_by_path(clf):
     path_row = strict_loads(trusted.data.splitlines()[1])
     assert path_row["visual_tokens"] > 0  # in-process, a path is read: the same file, the same tokens
     assert path_row["visual_tokens"] == out[0]["visual_tokens"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux procfs")
+def test_a_row_that_raises_inside_the_model_is_that_rows_error(clf):
+    """Reading /proc/self/mem (this process's own memory) raises a bare OSError inside the model."""
+    lines = rows({"id": "a", "text": "I was charged twice"}, {"id": "mem", "image": "/proc/self/mem"},
+                 {"id": "b", "text": "the app crashes on start"}, {"id": "doc", "file": "/proc/self/mem"})
+    chunk = score_chunk(clf, "classify", None, lines)
+    out = [strict_loads(line) for line in chunk.data.splitlines()]
+    assert [r["id"] for r in out] == ["a", "mem", "b", "doc"]
+    assert (chunk.failed, chunk.scored) == (2, 2)
+    assert "label" in out[0] and "label" in out[2]
+    for r in (out[1], out[3]):
+        assert r["error"]["details"]["row"] in (1, 3)
+        assert "/proc" not in r["error"]["message"]  # what the exception said is not echoed

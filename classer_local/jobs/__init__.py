@@ -215,8 +215,10 @@ class Job:
                                         {"job_id": self.id, "runner": spec.get("runner")})
                 self.files.check_input(spec)
                 self.files.heartbeat_path.touch()
+                owner = spec.get("owner")  # a dict here is a runner from before "owner" meant the key
                 self.files.update(status="running", error=None, finished_at=None,
-                                  started_at=spec.get("started_at") or now(), runner=this_runner())
+                                  started_at=spec.get("started_at") or now(), runner=this_runner(),
+                                  owner=owner if isinstance(owner, str) else None)
         except BaseException:
             self._release()
             raise
