@@ -1,14 +1,21 @@
-"""Micro-batching: concurrent requests for the same classifier share one model call.
+"""Micro-batching: concurrent requests share one model call, across label sets.
 
-Each (classifier, op, threshold) has a lane. The first request into an idle lane starts
-its drain task, which waits up to ``max_wait_ms`` for company (or until ``max_items``
-are queued), then runs every queued request as one ``Classifier.run`` in the model
-thread. While that call runs, new requests queue up and go out together in the next
-call, so under load batches grow by themselves and throughput approaches
-``classify_batch``; an idle server adds at most ``max_wait_ms`` to a request.
+Encoding a text does not depend on the labels, so requests are grouped by their
+classifier's ``encoder_key`` (model, device, truncation), not by classifier: sixteen clients
+with sixteen label sets make one encode of every queued text, then each request is scored
+against its own prototypes (``Classifier.run(..., encoded=...)``), classify and tag alike.
+Requests with images or documents, or whose classifier cannot share an encode, are batched
+per (classifier, op, threshold) and go through ``Classifier.run`` whole, as before.
 
-All model work goes through one single-thread executor: the event loop never runs a
-model, and models never race each other for the CPU.
+One drain task serves the queue. When a request finds it idle, it waits up to
+``max_wait_ms`` for company (less if ``max_items`` are queued sooner), then runs the group of
+the oldest request in the model thread. Whatever arrives meanwhile goes out in the next
+call without waiting, so under load batches grow by themselves; an idle server adds at most
+``max_wait_ms`` to a request.
+
+All model work goes through one single-thread executor: the event loop never tokenises or
+runs a model, and models never race each other for the CPU (the thread count of each call
+comes from ``classer_local.threads``).
 
 Example:
     >>> import asyncio
@@ -28,7 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,14 +45,15 @@ T = TypeVar("T")
 
 
 @dataclass
-class _Lane:
+class _Request:
     clf: Any
     op: str
     threshold: float | None
-    pending: list[tuple[list[Any], asyncio.Future[list[Any]]]] = field(default_factory=list)
-    size: int = 0
-    full: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
+    items: list[Any]
+    future: asyncio.Future[list[Any]]
+    context: contextvars.Context  # the caller's, for the work done on its behalf
+    key: Hashable  # requests with equal keys go out in one call
+    shared: bool  # plain texts: encoded together with other classifiers' texts
 
 
 @dataclass
@@ -52,14 +61,24 @@ class BatchStats:
     calls: int = 0
     requests: int = 0
     items: int = 0
+    classifiers: int = 0  # distinct classifiers summed over calls
+    shared_calls: int = 0  # calls whose texts were encoded once for every classifier in them
 
     def to_dict(self) -> dict[str, float]:
         return {
             "calls": self.calls,
             "requests": self.requests,
             "items": self.items,
+            "shared_calls": self.shared_calls,
             "requests_per_call": round(self.requests / self.calls, 3) if self.calls else 0.0,
+            "classifiers_per_call": round(self.classifiers / self.calls, 3) if self.calls else 0.0,
         }
+
+
+@dataclass
+class _Queue:
+    pending: deque[_Request] = field(default_factory=deque)
+    size: int = 0
 
 
 class MicroBatcher:
@@ -69,7 +88,9 @@ class MicroBatcher:
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.max_items = max(1, max_items)
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="classer-model")
-        self._lanes: dict[tuple[int, str, float | None], _Lane] = {}
+        self._queue = _Queue()
+        self._full: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self.stats = BatchStats()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -78,78 +99,150 @@ class MicroBatcher:
         return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
 
     async def submit(self, clf: Any, op: str, threshold: float | None, items: list[Any]) -> list[Any]:
-        """``clf.run(items, op, threshold)``, batched with whatever else is queued for ``clf``."""
-        key = (id(clf), op, threshold)
-        lane = self._lanes.get(key)
-        if lane is None or lane.clf is not clf:
-            lane = self._lanes[key] = _Lane(clf, op, threshold)
-        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        lane.pending.append((items, fut))
-        lane.size += len(items)
-        if lane.task is None:
-            lane.task = asyncio.create_task(self._drain(key, lane))
-        elif lane.size >= self.max_items:
-            lane.full.set()
-        return await fut
+        """``clf.run(items, op, threshold)``, batched with whatever else is queued."""
+        loop = asyncio.get_running_loop()
+        shared = _shareable(clf, items)
+        key: Hashable = ("text", clf.encoder_key) if shared else ("whole", id(clf), op, threshold)
+        req = _Request(clf, op, threshold, items, loop.create_future(), contextvars.copy_context(), key, shared)
+        q = self._queue
+        q.pending.append(req)
+        q.size += len(items)
+        if self._task is None:
+            self._full = asyncio.Event()  # one per drain: an Event belongs to the loop that awaits it
+            self._task = loop.create_task(self._drain())
+        elif q.size >= self.max_items and self._full is not None:
+            self._full.set()
+        return await req.future
 
-    async def _drain(self, key: tuple[int, str, float | None], lane: _Lane) -> None:
+    def _take(self) -> list[_Request]:
+        """The oldest request's group, in arrival order, up to ``max_items`` (at least one request);
+        requests whose caller went away are dropped."""
+        q = self._queue
+        while q.pending and q.pending[0].future.done():
+            q.size -= len(q.pending.popleft().items)
+        if not q.pending:
+            return []
+        key = q.pending[0].key
+        take: list[_Request] = []
+        rest: deque[_Request] = deque()
+        n = 0
+        for req in q.pending:
+            if req.key == key and not req.future.done() and (not take or n + len(req.items) <= self.max_items):
+                take.append(req)
+                n += len(req.items)
+            elif not req.future.done():
+                rest.append(req)
+        q.pending = rest
+        q.size = sum(len(r.items) for r in rest)
+        return take
+
+    async def _drain(self) -> None:
+        q = self._queue
+        full = self._full
+        assert full is not None
+        batch: list[_Request] = []
         first = True
         try:
-            while lane.pending:
-                if first and lane.size < self.max_items and self.max_wait_s:
+            while q.pending:
+                if first and q.size < self.max_items and self.max_wait_s:
                     try:
-                        await asyncio.wait_for(lane.full.wait(), self.max_wait_s)
+                        await asyncio.wait_for(full.wait(), self.max_wait_s)
                     except TimeoutError:
                         pass
                 first = False
-                lane.full.clear()
-                take, n = 0, 0
-                while take < len(lane.pending) and (
-                    take == 0 or n + len(lane.pending[take][0]) <= self.max_items
-                ):
-                    n += len(lane.pending[take][0])
-                    take += 1
-                units, lane.pending = lane.pending[:take], lane.pending[take:]
-                lane.size -= n
-                outcomes = await self.call(
-                    _run_units, lane.clf, lane.op, lane.threshold, [u[0] for u in units]
-                )
+                full.clear()
+                batch = self._take()
+                if not batch:
+                    continue
+                loop = asyncio.get_running_loop()
+                outcomes = await loop.run_in_executor(self.executor, _run_batch, batch)
                 self.stats.calls += 1
-                self.stats.requests += len(units)
-                self.stats.items += n
-                for (_, fut), outcome in zip(units, outcomes):
-                    if fut.done():  # the client went away
+                self.stats.requests += len(batch)
+                self.stats.items += sum(len(r.items) for r in batch)
+                self.stats.classifiers += len({id(r.clf) for r in batch})
+                self.stats.shared_calls += batch[0].shared
+                for req, outcome in zip(batch, outcomes):
+                    if req.future.done():  # the client went away
                         continue
                     if isinstance(outcome, BaseException):
-                        fut.set_exception(outcome)
+                        req.future.set_exception(outcome)
                     else:
-                        fut.set_result(outcome)
+                        req.future.set_result(outcome)
+                batch = []
         except BaseException as exc:  # cancelled at shutdown: fail whoever is still waiting
-            for _, fut in lane.pending:
-                if not fut.done():
-                    fut.set_exception(
+            for req in [*batch, *q.pending]:
+                if not req.future.done():
+                    req.future.set_exception(
                         exc if isinstance(exc, Exception) else RuntimeError("server shutting down")
                     )
+            q.pending.clear()
+            q.size = 0
             raise
         finally:
-            if self._lanes.get(key) is lane:
-                del self._lanes[key]
+            self._task = None
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_units(clf: Any, op: str, threshold: float | None, units: list[list[Any]]) -> list[Any]:
-    """One ``run`` over every unit's items; if it fails, each unit alone, so one bad input fails one request."""
-    flat = [item for unit in units for item in unit]
+def _shareable(clf: Any, items: list[Any]) -> bool:
+    """Whether ``items`` are plain texts a shared encode can serve (and ``clf`` takes one)."""
+    if getattr(clf, "encoder_key", None) is None or not hasattr(clf, "encode"):
+        return False
+    for it in items:
+        if getattr(it, "image", None) is not None or getattr(it, "file", None) is not None:
+            return False
+        text = getattr(it, "text", None)
+        if not isinstance(text, str) or not text.strip():
+            return False  # run() leaves an empty text unencoded: the shared vectors would not line up
+    return True
+
+
+def _run_batch(batch: list[_Request]) -> list[Any]:
+    """One call of the model thread: each request's results, or the exception it gets."""
+    if batch[0].shared:
+        return _run_shared(batch)
+    return _run_units(batch)
+
+
+def _run_shared(batch: list[_Request]) -> list[Any]:
+    """Encode every request's texts at once, then score each against its own classifier; if the
+    encode fails (one text too long, say), each request alone, so the error reaches only its own."""
+    texts = [it.text for req in batch for it in req.items]
     try:
-        results = clf.run(flat, op, threshold)
+        vectors, tokens = batch[0].context.run(batch[0].clf.encode, texts)
+    except Exception:  # noqa: BLE001 - every request is retried alone below and gets its own error
+        return [_run_one(req, req.items) for req in batch]
+    out: list[Any] = []
+    i = 0
+    for req in batch:
+        j = i + len(req.items)
+        out.append(_run_one(req, req.items, (vectors[i:j], list(tokens[i:j]))))
+        i = j
+    return out
+
+
+def _run_one(req: _Request, items: list[Any], encoded: tuple[Any, list[int]] | None = None) -> Any:
+    try:
+        if encoded is None:
+            return req.context.run(req.clf.run, items, req.op, req.threshold)
+        return req.context.run(req.clf.run, items, req.op, req.threshold, encoded=encoded)
     except Exception as exc:  # noqa: BLE001 - handed to the waiting request, which re-raises it
-        if len(units) == 1:
-            return [exc]
-        return [_run_units(clf, op, threshold, [unit])[0] for unit in units]
+        return exc
+
+
+def _run_units(batch: list[_Request]) -> list[Any]:
+    """One ``run`` over every request's items (same classifier, op, threshold); if it fails, each
+    request alone, so one bad input fails one request."""
+    first = batch[0]
+    if len(batch) == 1:
+        return [_run_one(first, first.items)]
+    flat = [item for req in batch for item in req.items]
+    whole = _run_one(first, flat)
+    if isinstance(whole, Exception):
+        return [_run_one(req, req.items) for req in batch]
     out, i = [], 0
-    for unit in units:
-        out.append(results[i : i + len(unit)])
-        i += len(unit)
+    for req in batch:
+        out.append(whole[i : i + len(req.items)])
+        i += len(req.items)
     return out
