@@ -399,3 +399,12 @@ def test_an_untrusted_spec_builds_a_classifier_that_reads_no_paths():
     assert build_classifier({"labels": LABELS, "priority": "fast", "allow_paths": False}).allow_paths is False
     assert build_classifier({"labels": LABELS, "priority": "fast", "allow_paths": True}).allow_paths is True
     assert build_classifier({"labels": LABELS, "priority": "fast"}).allow_paths is True  # job.json before the field
+
+
+def test_labels_and_a_saved_classifier_together_are_refused(tmp_path):
+    """The library's rule, as over HTTP: one or the other (labels were silently ignored before)."""
+    cl.classifiers.create("both", labels=["billing", "technical"], model="fast")
+    with pytest.raises(InvalidRequestError) as e:
+        cl.jobs.create([{"text": "x"}], labels=LABELS, classifier="both")
+    assert e.value.code == "classifier_and_labels"
+    assert cl.jobs.list() == []
