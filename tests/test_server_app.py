@@ -187,3 +187,50 @@ def test_classifier_ownership(app_client: tuple[TestClient, dict[str, str]]) -> 
     assert name not in names("b") and name in names("admin")
     assert c.get(f"/v1/classifiers/{name}", headers=_h(keys["a"])).status_code == 200
     assert c.delete(f"/v1/classifiers/{name}", headers=_h(keys["a"])).status_code == 200
+
+
+def test_urls_allowed_hosts_are_fetched_but_redirects_never_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11 row 3, the redirect case: it needs a host on the allow-list, so it runs in-process."""
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 200, 10)).save(buf, format="PNG")
+    png, hits = buf.getvalue(), []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            hits.append(self.path)
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/x.png")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    monkeypatch.setenv("CLASSER_ALLOW_URLS", "1")
+    monkeypatch.setenv("CLASSER_URL_HOSTS", "localhost")
+    try:
+        with TestClient(create_app(ServerConfig(auth=False, preload=()))) as c:
+            url = f"http://localhost:{port}/x.png"
+            ok = c.post("/v1/classify", json={"image": url, "labels": LABELS, **FAST})
+            assert ok.status_code == 200 and ok.json()["visual_tokens"] > 0, ok.text
+            for url in (f"http://localhost:{port}/redirect", f"http://127.0.0.1:{port}/x.png"):
+                r = c.post("/v1/classify", json={"image": url, "labels": LABELS, **FAST})
+                _assert_error(r, 422, "url_not_allowed")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert hits == ["/x.png", "/redirect"]  # the redirect's target was never asked for

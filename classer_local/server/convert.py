@@ -60,56 +60,81 @@ def _at(exc: ClasserError, index: int | None) -> ClasserError:
     return exc
 
 
-def _image(value: Any, index: int | None, budget: PixelBudget) -> Any:
-    """An ``image`` field (one string or a list) as decoded RGB images, read under ``REMOTE``."""
+class _Counted(Exception):
+    """Raised by ``_Probe`` once ``load_images`` has counted an input's pixels, before it decodes."""
+
+
+class _Probe(PixelBudget):
+    """A budget that records what ``load_images`` would spend and stops it there: every image of
+    a request is counted (from its header) before any image of it is decoded."""
+
+    pixels = 0
+
+    def spend(self, pixels: int, what: str = "images") -> None:
+        self.pixels = pixels
+        raise _Counted
+
+
+def _raw_images(value: Any, index: int | None) -> list[bytes] | None:
     if value is None:
         return None
     values = value if isinstance(value, list) else [value]
     if not values:
         raise InvalidRequestError("image_invalid", "image must not be an empty list.", {"index": index})
     try:
-        raw = [read_source(v, policy=REMOTE, max_bytes=MAX_IMAGE_BYTES, what="image") for v in values]
-        images = load_images(raw, policy=REMOTE, budget=budget)
+        return [read_source(v, policy=REMOTE, max_bytes=MAX_IMAGE_BYTES, what="image") for v in values]
     except ClasserError as exc:
         raise _at(exc, index) from None
-    return images if isinstance(value, list) else images[0]
 
 
-def _file(value: Any, index: int | None, budget: PixelBudget) -> Any:
-    """A ``file`` field as its bytes, read under ``REMOTE`` and checked by reading it once here.
-
-    The bytes (not the ``Document``) go on: the request cache keys a file by its content.
-    """
-    if value is None:
-        return None
+def _pixels(raw: list[bytes], index: int | None) -> int:
+    """The pixels decoding ``raw`` will cost, read from the headers only."""
+    probe = _Probe()
     try:
-        data = read_source(value, policy=REMOTE, max_bytes=MAX_DOCUMENT_BYTES, what="file")
-        load_document(data, policy=REMOTE, budget=budget)
+        load_images(raw, policy=REMOTE, budget=probe)
+    except _Counted:
+        pass
     except ClasserError as exc:
         raise _at(exc, index) from None
-    return data
+    return probe.pixels
+
+
+def _items(rows: list[tuple[Any, Any, Any]], indexed: bool) -> list[Item]:
+    """(text, image, file) per input -> Items, under ``REMOTE`` and one pixel budget for the request.
+
+    Images are decoded here (the model thread then only embeds them); a file is read once to
+    check it and goes on as its bytes, since the request cache keys a file by its content.
+    """
+    where = [i if indexed else None for i in range(len(rows))]
+    raws = [_raw_images(image, w) for (_, image, _), w in zip(rows, where)]
+    budget = PixelBudget()  # eleven huge images in eleven items are still one request
+    budget.spend(sum(_pixels(r, w) for r, w in zip(raws, where) if r is not None), "images")
+    out = []
+    for (text, image, file), raw, w in zip(rows, raws, where):
+        try:
+            images = None if raw is None else load_images(raw, policy=REMOTE)
+            data = None
+            if file is not None:
+                data = read_source(file, policy=REMOTE, max_bytes=MAX_DOCUMENT_BYTES, what="file")
+                load_document(data, policy=REMOTE, budget=budget)
+        except ClasserError as exc:
+            raise _at(exc, w) from None
+        item = Item(text, images if isinstance(image, list) or images is None else images[0], data)
+        if item.image is None and item.file is None or (indexed and item.text is not None):
+            validation.text(item.text, w)
+        out.append(item)
+    return out
 
 
 def single_item(body: ClassifyRequest) -> Item:
     """The one input of ``/v1/classify`` or ``/v1/tag``. Blocking: run it in a worker thread."""
-    budget = PixelBudget()
-    item = Item(body.text, _image(body.image, None, budget), _file(body.file, None, budget))
-    if item.image is None and item.file is None:
-        validation.text(item.text)
-    return item
+    return _items([(body.text, body.image, body.file)], indexed=False)[0]
 
 
 def batch(body: BatchRequest) -> list[Item]:
     """The inputs of a batch route (shape rules of ``api.batch_items``). Blocking: a worker thread."""
     items = batch_items(body.texts, body.images, body.files)
-    budget = PixelBudget()  # one per request: eleven huge images in eleven items are still one request
-    out = []
-    for i, it in enumerate(items):
-        item = Item(it.text, _image(it.image, i, budget), _file(it.file, i, budget))
-        if item.image is None and item.file is None or item.text is not None:
-            validation.text(item.text, i)
-        out.append(item)
-    return out
+    return _items([(it.text, it.image, it.file) for it in items], indexed=True)
 
 
 def has_media(body: Any) -> bool:
