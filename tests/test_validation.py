@@ -56,6 +56,48 @@ def test_threshold_range(threshold):
     assert err.code in {"threshold_out_of_range", "threshold_invalid"}
 
 
+@pytest.mark.parametrize("threshold", ["0.5", True, False, [0.5], b"0.5"])
+def test_threshold_must_be_a_real_number_not_a_string_or_bool(threshold):
+    err = code_of(cl.tag, text="hi", labels=LABELS, threshold=threshold)
+    assert err.code == "threshold_invalid" and err.status == 400
+
+
+def test_threshold_accepts_ints_and_numpy_numbers():
+    import numpy as np
+
+    from classer_local import validation
+
+    assert validation.threshold(1) == 1.0 and validation.threshold(np.float32(0.25)) == 0.25
+    assert code_of(validation.threshold, float("nan")).code == "threshold_out_of_range"
+
+
+LONE = "caf\udce9 \ud800"  # lone surrogates, as a JSON "\\ud800" escape or a surrogateescape decode makes
+
+
+def test_lone_surrogates_are_typed_errors_everywhere():
+    assert code_of(cl.classify, text=LONE, labels=LABELS).code == "text_invalid"
+    assert code_of(cl.classify_batch, texts=["fine", LONE], labels=LABELS).code == "text_invalid"
+    # the option checks (ClassifierOptions.validate runs them before the classifier pool hashes them)
+    from classer_local import validation
+
+    assert code_of(validation.labels, ["a", LONE]).code == "label_invalid"
+    assert code_of(validation.descriptions, {"billing": LONE}, LABELS).code == "description_invalid"
+    err = code_of(validation.examples, {"billing": ["ok", LONE]}, LABELS)
+    assert err.code == "example_invalid" and err.details == {"label": "billing", "index": 1}
+
+
+def test_text_type_limits():
+    from classer_local import validation
+
+    assert validation.text_type("  support ticket ") == "support ticket"
+    assert validation.text_type("   ") is None and validation.text_type(None) is None
+    assert validation.text_type("x" * validation.MAX_TEXT_TYPE_CHARS) == "x" * 100
+    err = code_of(validation.text_type, "x" * (validation.MAX_TEXT_TYPE_CHARS + 1))
+    assert err.code == "text_type_too_long" and err.details == {"length": 101, "max": 100}
+    assert code_of(validation.text_type, LONE).code == "text_type_invalid"
+    assert code_of(validation.text_type, 42).code == "text_type_invalid"
+
+
 @pytest.mark.parametrize("threshold", [0.0, 1.0])
 def test_threshold_bounds_are_inclusive(threshold):
     r = cl.tag(text="hi", labels=LABELS, threshold=threshold, priority="fast", cache=False)

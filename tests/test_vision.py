@@ -129,6 +129,67 @@ def test_visual_scorer_few_shot_and_document_examples(timm_backend, text_embedde
     assert scorer.visual_weight == vision.FEW_SHOT_VISUAL_WEIGHT
 
 
+# --- examples under the input policy ---------------------------------------------------------
+
+
+def test_example_images_follow_the_input_policy(tmp_path):
+    import base64
+
+    from classer_local.errors import InputNotAllowedError
+    from classer_local.inputs import REMOTE, TRUSTED
+
+    cat = FIXTURES / "cifar_cat.jpg"
+    # REMOTE: a path-like string is a text example (never looked up); a Path object is refused
+    assert vision._example_images(str(cat), REMOTE) is None
+    assert vision._example_images(" /etc/passwd ", REMOTE) is None
+    with pytest.raises(InputNotAllowedError) as e:
+        vision._example_images(cat, REMOTE)
+    assert e.value.code == "path_not_allowed"
+    data_url = "data:image/jpeg;base64," + base64.b64encode(cat.read_bytes()).decode()
+    assert [im.size for im in vision._example_images(data_url, REMOTE)] == [(32, 32)]
+    # TRUSTED: local files; the kind comes from the bytes, not the name
+    assert [im.size for im in vision._example_images(str(cat), TRUSTED)] == [(32, 32)]
+    disguised = tmp_path / "scan.png"
+    disguised.write_bytes((FIXTURES / "memo.pdf").read_bytes())
+    pages = vision._example_images(str(disguised), TRUSTED)
+    assert pages and pages[0].size[1] == 850  # rendered as a document page
+    assert vision._example_images((FIXTURES / "memo.pdf").read_bytes(), REMOTE)[0].size[1] == 850
+    assert vision._example_images("a plain text example", TRUSTED) is None
+
+
+def test_visual_scorer_remote_policy_never_reads_example_paths(timm_backend, text_embedder):
+    import base64
+
+    from classer_local.inputs import REMOTE
+
+    cat, truck = FIXTURES / "cifar_cat.jpg", FIXTURES / "cifar_truck.jpg"
+    truck_url = "data:image/jpeg;base64," + base64.b64encode(truck.read_bytes()).decode()
+    examples = {"cat": [str(cat)], "truck": [truck_url]}
+    remote = vision.VisualScorer(["cat", "truck"], examples=examples, text_embedder=text_embedder, policy=REMOTE)
+    assert remote.policy is REMOTE and list(remote.has_examples_) == [False, True]
+    trusted = vision.VisualScorer(["cat", "truck"], examples=examples, text_embedder=text_embedder)
+    assert list(trusted.has_examples_) == [True, True]
+
+
+def test_document_pages_are_letterboxed_not_cropped(timm_backend):
+    from classer_local.inputs.documents import PAGE_INFO_KEY
+
+    assert load_document(FIXTURES / "memo.pdf").pages[0].info[PAGE_INFO_KEY] is True
+    page = Image.new("RGB", (601, 850), (255, 255, 255))
+    page.paste((0, 0, 0), (0, 0, 601, 40))  # a letterhead band across the top of the page
+    photo = page.copy()  # the same pixels, not marked as a page
+    page.info[PAGE_INFO_KEY] = True
+    viewed = vision._model_view([page, photo], timm_backend.crop_pct)
+    assert viewed[1] is photo
+    box = viewed[0]
+    assert box.size[0] == box.size[1] == -(-850 * 1000 // int(timm_backend.crop_pct * 1000))
+    x = timm_backend._prepare(viewed)  # (2, 3, 224, 224), -1 black .. +1 white
+    top_centre = x[:, :, 1:6, 100:124].mean(axis=(1, 2, 3))
+    assert top_centre[0] < 0  # the letterhead is in view of the model
+    assert top_centre[1] > 0.9  # centre-cropped as a photo, it was cut off
+    assert x[0, :, 100:124, 0:3].mean() > 0.9  # white bars at the sides, the page unsquashed
+
+
 def test_visual_scorer_errors(text_embedder):
     with pytest.raises(InvalidRequestError) as e:
         vision.VisualScorer(["a", "b"])

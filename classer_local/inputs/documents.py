@@ -208,6 +208,13 @@ def _zoom(page) -> float:
     return min(max(PAGE_LONG_SIDE / max(rect.width, rect.height, 1.0), 0.1), 4.0)
 
 
+def _page_pixels(pymupdf, page) -> int:
+    """The pixels ``_render`` will make of a page, from its size alone (nothing drawn)."""
+    zoom = _zoom(page)
+    box = (page.rect * pymupdf.Matrix(zoom, zoom)).irect
+    return int(box.width) * int(box.height)
+
+
 def _render(pymupdf, page) -> tuple[PILImage.Image, bool]:
     """A page as an RGB image about PAGE_LONG_SIDE px high/wide, and whether it is blank."""
     from PIL import Image
@@ -231,8 +238,7 @@ def _load_pdf(data: bytes, render: bool, budget: PixelBudget, kind: str = "pdf",
             pages: list[PILImage.Image] = []
             blank = []
             if render or text is None:
-                budget.spend(sum(int(p.rect.width * _zoom(p)) * int(p.rect.height * _zoom(p)) for p in doc),
-                             "document pages")
+                budget.spend(sum(_page_pixels(pymupdf, p) for p in doc), "document pages")
                 for page in doc:
                     im, is_blank = _render(pymupdf, page)
                     blank.append(is_blank)

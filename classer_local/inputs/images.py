@@ -146,9 +146,11 @@ def _normalise(im: PILImage.Image) -> PILImage.Image:
     from PIL import ImageOps
 
     w, h = im.size
-    if w * h > 4 * MAX_PIXELS and im.mode in ("RGB", "RGBA", "L", "LA"):
-        # a cheap box reduction first, so rotation and conversion work on a smaller picture
-        im = im.reduce(max(1, int(math.sqrt(w * h / MAX_PIXELS) / 2)))
+    ratio = math.sqrt(w * h / MAX_PIXELS)
+    if ratio >= 3 and im.mode in ("RGB", "RGBA", "L", "LA"):
+        # a cheap box reduction first (to about 1.5-3x the target side), so rotation, conversion
+        # and the bicubic resize below work on a picture a quarter the size or less
+        im = im.reduce(int(ratio // 1.5))
     try:
         im = ImageOps.exif_transpose(im) or im
     except Exception:  # noqa: BLE001, S110 - a broken EXIF block must not lose the picture

@@ -14,7 +14,7 @@ caller shares a budget between its items).
 | ``MAX_PIXELS`` | 2048² ≈ 4 MP | decoded images are shrunk to this (JPEG: decoded at reduced scale) | none: resized |
 | ``MAX_DOCUMENT_BYTES`` | 50 MiB | size of a PDF/DOCX's bytes | ``file_too_large`` (400) |
 | ``MAX_PAGES`` | 20 | PDF pages counted before text extraction and rendering; DOCX typeset pages | ``file_too_many_pages`` (400) |
-| ``MAX_DOCX_BLOCKS`` | 10,000 | DOCX paragraphs + tables (body, headers, footers) counted before reading styles or typesetting | ``file_too_many_blocks`` (400) |
+| ``MAX_DOCX_BLOCKS`` | 5,000 | DOCX paragraphs + tables (body, headers, footers) counted before reading styles or typesetting | ``file_too_many_blocks`` (400) |
 | ``MAX_DOCX_XML_BYTES`` | 32 MiB | a DOCX's XML parts, unpacked size from the zip directory, before parsing | ``file_too_large`` (400) |
 | ``URL_TIMEOUT_S`` | 10 s | a URL fetch: DNS, connect and the whole body | ``url_not_allowed`` (422) |
 | (URL body) | the input's byte limit | a URL's body, while it is read | ``url_not_allowed`` (422) |
@@ -51,7 +51,8 @@ MAX_DECODE_PIXELS = 8192 * 8192
 MAX_REQUEST_PIXELS = 100_000_000
 """Pixels to decode over all images of one call (from the headers, after JPEG draft scaling),
 checked before any is decoded; more -> ``pixel_budget_exceeded``. About 2 s of decoding on one
-core; eleven 8000x8000 PNGs (704 MP) are refused in milliseconds."""
+core (a 64 MP PNG alone takes 1.5-2 s to inflate); eleven 8000x8000 PNGs (704 MP) are refused in
+milliseconds. JPEGs count at their draft size, so five 24 MP photos cost 30 MP."""
 MAX_PIXELS = 2048 * 2048
 """Decoded images are shrunk to at most this many pixels (4 MP), keeping their aspect ratio.
 A JPEG larger than this is decoded at 1/2, 1/4 or 1/8 scale straight away (``Image.draft``)."""
@@ -60,10 +61,12 @@ MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 20
 """Pages of one document: a PDF's are counted before anything is extracted or rendered; a
 DOCX's typesetting stops one page past it. More -> ``file_too_many_pages``."""
-MAX_DOCX_BLOCKS = 10_000
+MAX_DOCX_BLOCKS = 5_000
 """Paragraphs + tables of one DOCX (body, headers and footers, table cells included), counted
 in the parsed XML before styles are read or anything is typeset; more -> ``file_too_many_blocks``.
-20 full pages hold a few thousand at most."""
+``MAX_PAGES`` typeset pages hold about 1,000 one-line paragraphs or 4,000 table cells, so a
+longer DOCX would be refused for its pages anyway, after seconds of work; reading 5,000 blocks
+takes under a second on one core."""
 MAX_DOCX_XML_BYTES = 32 * 1024 * 1024
 """Unpacked bytes of a DOCX's XML parts, read from the zip directory before parsing (zip bombs);
 more -> ``file_too_large``."""
