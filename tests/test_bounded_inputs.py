@@ -20,6 +20,7 @@ from classer_local.inputs import (
     MAX_PIXELS,
     MAX_REQUEST_PIXELS,
     PixelBudget,
+    image_pixels,
     load_document,
     load_image,
     load_images,
@@ -187,6 +188,19 @@ def test_pixel_budget_shared_across_calls_of_one_request():
     with pytest.raises(InvalidRequestError) as e:
         load_image(small, budget=budget)
     assert e.value.code == "pixel_budget_exceeded" and budget.left == 0
+
+
+def test_image_pixels_counts_a_whole_request_from_headers_only():
+    png = _png((8000, 8000))
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 4000)).save(buf, "JPEG")
+    t0 = time.perf_counter()
+    assert image_pixels([png] * 11) == 11 * 64_000_000
+    assert image_pixels(buf.getvalue()) == 3000 * 2000  # at its draft size
+    assert time.perf_counter() - t0 < 1.0  # nothing was inflated
+    with pytest.raises(UnprocessableInputError) as e:
+        image_pixels([png, _declaring(100_000, 100_000)])
+    assert e.value.code == "decompression_bomb" and e.value.details["index"] == 1
 
 
 def test_decoded_pil_images_cost_nothing_but_bombs_are_still_refused():

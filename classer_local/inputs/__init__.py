@@ -11,7 +11,7 @@ in ``limits`` (``LIMITS`` is the table). Pillow, pymupdf and python-docx are imp
 from __future__ import annotations
 
 from .documents import MAX_PAGES, Document, load_document
-from .images import MAX_IMAGES, MAX_PIXELS, load_image, load_images
+from .images import MAX_IMAGES, MAX_PIXELS, image_pixels, load_image, load_images
 from .limits import LIMITS, MAX_DECODE_PIXELS, MAX_DOCX_BLOCKS, MAX_REQUEST_PIXELS, PixelBudget
 from .policy import REMOTE, TRUSTED, InputPolicy
 from .source import looks_like_file, read_source
@@ -29,6 +29,7 @@ __all__ = [
     "Document",
     "InputPolicy",
     "PixelBudget",
+    "image_pixels",
     "load_document",
     "load_image",
     "load_images",

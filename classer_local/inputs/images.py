@@ -38,6 +38,7 @@ __all__ = [
     "MAX_IMAGE_BYTES",
     "MAX_PIXELS",
     "URL_TIMEOUT_S",
+    "image_pixels",
     "load_image",
     "load_images",
     "read_source",
@@ -208,6 +209,25 @@ def load_images(image: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool |
         >>> [im.mode for im in load_images([Image.new("L", (8, 8)), Image.new("P", (8, 8))])]
         ['RGB', 'RGB']
     """
+    return _load_all(_listed(image), policy.with_urls(allow_urls), budget, 0)
+
+
+def image_pixels(image: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool | None = None) -> int:
+    """The pixels ``load_images`` would decode for ``image`` (one value or a list), from the headers
+    alone: nothing is decoded. The same checks apply (count, bytes, ``decompression_bomb``), so a
+    server can total a whole request's images and refuse it before decoding any of them.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (640, 480)).save(buf, "PNG")
+        >>> image_pixels([buf.getvalue(), buf.getvalue()])
+        614400
+    """
+    return sum(cost for _, cost in _open_all(_listed(image), policy.with_urls(allow_urls), 0))
+
+
+def _listed(image: Any) -> list[Any]:
     items = list(image) if isinstance(image, (list, tuple)) else [image]
     if not items:
         raise InvalidRequestError("images_empty", "At least one image is required.", {})
@@ -216,11 +236,15 @@ def load_images(image: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool |
             "too_many_images", f"{len(items)} images were sent; at most {MAX_IMAGES} are allowed per input.",
             {"count": len(items), "limit": MAX_IMAGES},
         )
-    return _load_all(items, policy.with_urls(allow_urls), budget, 0)
+    return items
+
+
+def _open_all(items: list[Any], policy: InputPolicy, first: int) -> list[tuple[PILImage.Image, int]]:
+    return [_prepare(x, policy, first + i) for i, x in enumerate(items)]
 
 
 def _load_all(items: list[Any], policy: InputPolicy, budget: PixelBudget | None, first: int) -> list[PILImage.Image]:
     """Open every image (headers only), charge the budget for all of them, then decode."""
-    opened = [_prepare(x, policy, first + i) for i, x in enumerate(items)]
+    opened = _open_all(items, policy, first)
     (budget if budget is not None else PixelBudget()).spend(sum(cost for _, cost in opened), "images")
     return [_normalise(_decode(im, first + i)) for i, (im, _) in enumerate(opened)]
