@@ -30,6 +30,7 @@ def get_classifier(
     truncate: Truncate | str | None = None,
     classifier: str | None = None,
     allow_paths: bool = True,
+    image_model: str | None = None,
 ) -> Classifier:
     """The ``Classifier`` for these arguments, built once and kept in a small LRU.
 
@@ -37,7 +38,7 @@ def get_classifier(
     (giving both is the typed error ``classifier_and_labels``).
     """
     return ClassifierOptions(labels, descriptions, examples, text_type, priority, model, truncate,
-                             classifier).build(device=device, allow_paths=allow_paths)
+                             classifier, image_model).build(device=device, allow_paths=allow_paths)
 
 
 def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files: Sequence[Any] | None) -> list[Item]:
@@ -56,9 +57,10 @@ def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files
 
 
 def _options(labels: Any, descriptions: Any, examples: Any, text_type: Any, priority: Any, model: Any,
-             truncate: Any, classifier: Any, device: str) -> Classifier:
+             truncate: Any, classifier: Any, device: str, image_model: str | None = None) -> Classifier:
     return get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                          priority=priority, model=model, device=device, truncate=truncate, classifier=classifier)
+                          priority=priority, model=model, device=device, truncate=truncate, classifier=classifier,
+                          image_model=image_model)
 
 
 def classify(
@@ -76,8 +78,13 @@ def classify(
     truncate: Truncate | str | None = None,
     classifier: str | None = None,
     device: str = "auto",
+    image_model: str | None = None,
 ) -> ClassifyResult:
     """Pick the one best label for a text, image(s) or document.
+
+    ``model`` names the text model (or, for images, an image model); ``image_model`` names the
+    image model explicitly. A result's ``model`` is the model that answered and ``visual_model``
+    the image model that read its pictures.
 
     Example:
         >>> import classer_local as cl
@@ -86,7 +93,8 @@ def classify(
         >>> r.label                                                    # doctest: +SKIP
         'technical'
     """
-    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
+                   image_model)
     return service.score(clf, [Item(text, image, file)], "classify", cache=cache, endpoint="classify").results[0]
 
 
@@ -106,6 +114,7 @@ def tag(
     truncate: Truncate | str | None = None,
     classifier: str | None = None,
     device: str = "auto",
+    image_model: str | None = None,
 ) -> TagResult:
     """Every label whose calibrated confidence reaches ``threshold``, best first.
 
@@ -115,7 +124,8 @@ def tag(
         >>> [x.label for x in t.labels]                                         # doctest: +SKIP
         ['technology', 'finance']
     """
-    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
+                   image_model)
     return service.score(clf, [Item(text, image, file)], "tag", threshold=threshold, cache=cache,
                          endpoint="tag").results[0]
 
@@ -136,6 +146,7 @@ def classify_batch(
     classifier: str | None = None,
     device: str = "auto",
     adapt: bool = False,
+    image_model: str | None = None,
 ) -> list[ClassifyResult]:
     """``classify`` over up to 1,000 inputs at once, one result each, same order.
 
@@ -150,7 +161,8 @@ def classify_batch(
         ['billing', 'technical']
     """
     items = batch_items(texts, images, files)
-    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
+                   image_model)
     return service.score(clf, items, "classify", cache=cache, endpoint="classify_batch", adapt=adapt).results
 
 
@@ -171,10 +183,12 @@ def tag_batch(
     classifier: str | None = None,
     device: str = "auto",
     adapt: bool = False,
+    image_model: str | None = None,
 ) -> list[TagResult]:
     """``tag`` over up to 1,000 inputs at once, one result each, same order (``adapt`` as in
     ``classify_batch``)."""
     items = batch_items(texts, images, files)
-    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device)
+    clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
+                   image_model)
     return service.score(clf, items, "tag", threshold=threshold, cache=cache, endpoint="tag_batch",
                          adapt=adapt).results

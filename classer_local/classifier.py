@@ -505,12 +505,12 @@ class Classifier(EstimatorMixin):
 
     @classmethod
     def from_state(cls, config: dict[str, Any], arrays: Mapping[str, np.ndarray], device: str = "auto",
-                   ref: str | None = None) -> Classifier:
+                   ref: str | None = None, allow_paths: bool = True) -> Classifier:
         """Rebuild a fitted classifier from ``get_state`` output, with no re-encoding."""
         clf = cls(config["labels"], descriptions=config.get("descriptions"), text_type=config.get("text_type"),
                   model=config["model"], image_model=config.get("image_model"),
                   priority=config.get("priority", "standard"), device=device,
-                  threshold=config.get("threshold", 0.5), truncate=config.get("truncate"))
+                  threshold=config.get("threshold", 0.5), truncate=config.get("truncate"), allow_paths=allow_paths)
         clf.examples = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
         clf.ref = ref
         digest = hashlib.sha256(cache_mod.canonical(config).encode())

@@ -69,6 +69,7 @@ class ClassifierOptions:
     model: str | None = None
     truncate: Truncate | str | None = None
     classifier: str | None = None
+    image_model: str | None = None
 
     def validate(self) -> ClassifierOptions:
         """Enforce the labels-or-classifier rule with the same typed errors everywhere."""

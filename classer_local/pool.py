@@ -32,7 +32,7 @@ def get_classifier(options: ClassifierOptions, *, device: str = "auto", allow_pa
         "descriptions": dict(o.descriptions or {}),
         "examples": examples_fingerprint(o.examples, allow_paths) if isinstance(o.examples, Mapping) else o.examples,
         "text_type": o.text_type, "priority": value(o.priority), "model": o.model,
-        "device": device, "truncate": value(o.truncate), "allow_paths": allow_paths,
+        "device": device, "truncate": value(o.truncate), "allow_paths": allow_paths, "image_model": o.image_model,
     })
     with _lock:
         clf = _classifiers.get(key)
@@ -40,7 +40,8 @@ def get_classifier(options: ClassifierOptions, *, device: str = "auto", allow_pa
             _classifiers.move_to_end(key)
             return clf
     clf = Classifier(o.labels, descriptions=o.descriptions, examples=o.examples, text_type=o.text_type,
-                     priority=o.priority or "standard", model=o.model, device=device, truncate=o.truncate,
+                     priority=o.priority or "standard", model=o.model, image_model=o.image_model, device=device,
+                     truncate=o.truncate,
                      allow_paths=allow_paths)
     with _lock:
         _classifiers[key] = clf
