@@ -33,7 +33,7 @@ from typing import Any, overload
 import numpy as np
 
 from . import cache as cache_mod
-from . import fusion, registry, scoring, validation
+from . import doc_scoring, fusion, registry, scoring, validation
 from . import prototypes as protos_mod
 from .errors import InvalidRequestError
 from .estimator import EstimatorMixin
@@ -44,10 +44,6 @@ from .request_ids import new_request_id
 from .results import ClassifyResult, LabelScore, TagResult
 
 __all__ = ["Classifier", "Item", "Priority", "Truncate", "check_item"]
-
-PASSAGE_WORDS = 36  # about 48 word-piece tokens: a sentence or two
-MAX_PASSAGES = 64
-
 
 @dataclass(frozen=True)
 class Item:
@@ -237,21 +233,6 @@ class Classifier(EstimatorMixin):
                 z = a * z + b
         return z
 
-    def _passage_sims(self, text: str) -> np.ndarray:
-        """Label similarities of a document from its passages, not its average.
-
-        What makes a document an invoice or a paper is local (a totals table, an abstract),
-        and averaging a long text's windows washes it out into its topic. So the text is cut
-        into sentence-sized passages (the first ``MAX_PASSAGES``); each part of a label's
-        prototype takes its best-matching passage, and the label's score is the weighted
-        mean of those best matches.
-        """
-        words = text.split()
-        passages = [" ".join(words[k : k + PASSAGE_WORDS]) for k in range(0, len(words), PASSAGE_WORDS)]
-        P = self.encode(passages[:MAX_PASSAGES] or [text])[0]
-        best = (P @ self.components_.T).max(axis=0)
-        return (self.component_weights_ @ best).astype(np.float32)
-
     # ------------------------------------------------------------------ running
     @property
     def encoder_key(self) -> tuple[str, str, str | None]:
@@ -280,13 +261,14 @@ class Classifier(EstimatorMixin):
         text_idx: list[int] = []
         visual_items: list[list[Any]] = []
         visual_idx: list[int] = []
+        docs: dict[int, Any] = {}
         for i, it in enumerate(items):
             text = it.text
             images: list[Any] = []
             if it.file is not None:
                 from .inputs import load_document
 
-                doc = load_document(it.file, policy=self.policy_)
+                doc = docs[i] = load_document(it.file, policy=self.policy_)
                 text = "\n".join(t for t in (text, doc.text) if t)
                 images.extend(doc.pages)
             if it.image is not None:
@@ -313,7 +295,8 @@ class Classifier(EstimatorMixin):
             for j, i in enumerate(text_idx):
                 tokens[i] = toks[j]
                 if items[i].file is not None:
-                    sims[i] = self._passage_sims(texts[j])
+                    sims[i] = doc_scoring.passage_sims(texts[j], lambda ps: self.encode(ps)[0], self.components_,
+                                                       self.component_weights_, docs.get(i))
         vis: fusion.VisualSims | None = None
         if visual_items:
             vsims, vt = self._visual_scorer().score(visual_items)
