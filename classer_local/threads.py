@@ -1,14 +1,23 @@
-"""The thread policy for model work: set once per process, chosen per call.
+"""The thread policy for model work: chosen per call, set in this one place.
 
 torch's intra-op threads spin while they wait for each other; on a machine that also does
 other work a 2-thread encode of one sentence measured 560-620 ms where one thread took
 9-18 ms. So: small inputs always run on one thread (threads cannot help a single sentence),
-large batches use every allowed core, but only while the machine has cores to spare.
+and large batches use as many threads as there are cores other processes leave free.
 ``CLASSER_THREADS`` (or ``OMP_NUM_THREADS``) caps the count; ``CLASSER_THREADS=1`` pins it.
 
+How busy the machine is comes from ``/proc/stat`` (all CPU time) minus this process's own
+CPU time, over the last quarter second or more: it sees neighbours within a call or two,
+where the 1-minute load average takes a minute and counts our own threads too.
+
+torch keeps the thread count per OS thread once a thread has run an op (OpenMP's setting is
+per thread), so the count is set by the thread that runs the model, on every call whose
+choice differs from that thread's current setting.
+
 Example:
-    >>> with for_work(1):
-    ...     pass
+    >>> with for_work(1) as n:
+    ...     n
+    1
     >>> max_threads() >= 1
     True
 """
@@ -17,13 +26,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SMALL_WORK = 2048  # tokens: below this one thread is as fast as two, and safe under load
-
-_lock = threading.Lock()
-_current: int | None = None
+SMALL_WORK = 2048  # tokens: below this a second thread gains little, and loses a lot under load
+SAMPLE_S = 0.25  # shortest window for the CPU meter
+STALE_S = 5.0  # an older baseline says nothing about now: start over from the load average
 
 
 def max_threads() -> int:
@@ -32,43 +41,105 @@ def max_threads() -> int:
         raw = os.environ.get(name, "").strip()
         if raw.isdigit() and int(raw) > 0:
             return int(raw)
+    return cores()
+
+
+def cores() -> int:
+    """Cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
 
 
-def busy() -> bool:
-    """Whether other work already keeps every core busy (1-minute load average)."""
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (None where /proc/stat is missing)."""
     try:
-        return os.getloadavg()[0] >= max_threads() + 1.0
+        with open("/proc/stat", "rb") as fh:
+            fields = fh.readline().split()
     except OSError:
-        return False
+        return None
+    if not fields or fields[0] != b"cpu":
+        return None
+    # user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    ticks = [int(x) for x in fields[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / _CLK_TCK
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+try:
+    _CLK_TCK = float(os.sysconf("SC_CLK_TCK"))
+except (AttributeError, OSError, ValueError):
+    _CLK_TCK = 100.0
+
+
+class _Meter:
+    """Cores other processes kept busy lately."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._busy = 0.0
+        self._own = 0.0
+        self._others = 0.0
+
+    def others(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            age = now - self._at
+            if self._at and age < SAMPLE_S:
+                return self._others
+            busy = _busy_seconds()
+            own = _own_seconds()
+            if busy is not None and self._at and age <= STALE_S:
+                self._others = max(0.0, (busy - self._busy) - (own - self._own)) / age
+            else:  # no window yet (or an old one): this process has been idle, so the load is others'
+                try:
+                    self._others = os.getloadavg()[0]
+                except OSError:
+                    self._others = 0.0
+            self._at, self._busy, self._own = now, busy or 0.0, own
+            return self._others
+
+
+_meter = _Meter()
+
+
+def others_busy() -> float:
+    """How many cores other processes have kept busy lately (0.0 on an idle machine)."""
+    return _meter.others()
+
+
+def busy() -> bool:
+    """Whether other work leaves less than one core free."""
+    return cores() - others_busy() < 1.0
 
 
 def choose(work: int) -> int:
-    """Threads for a call that processes about ``work`` tokens."""
+    """Threads for a call that processes about ``work`` tokens: one for small work, else the
+    free cores (at least one, at most ``max_threads()``)."""
     top = max_threads()
-    if top == 1 or work < SMALL_WORK or busy():
+    if top == 1 or work < SMALL_WORK:
         return 1
-    return top
+    free = cores() - others_busy()
+    return max(1, min(top, int(free + 0.5)))
 
 
 def _set(n: int) -> None:
-    global _current
-    if _current == n:
-        return
     import torch
 
-    torch.set_num_threads(n)
-    _current = n
+    if torch.get_num_threads() != n:  # this OS thread's own setting (anyone may have changed it)
+        torch.set_num_threads(n)
 
 
 @contextmanager
 def for_work(work: int) -> Iterator[int]:
-    """Run the body with the thread count ``choose(work)`` (torch's setting is per process,
-    so concurrent callers are serialised on it only while they set it)."""
+    """Run the body with ``choose(work)`` threads (set for the calling thread, where torch keeps it)."""
     n = choose(work)
-    with _lock:
-        _set(n)
+    _set(n)
     yield n

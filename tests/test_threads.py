@@ -1,0 +1,81 @@
+"""The thread policy: caps from the environment, one thread for small work, the CPU meter sees
+real neighbours, and the setting lands on the thread that runs the model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from classer_local import threads
+
+
+def test_caps_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("CLASSER_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.max_threads() == threads.cores() >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.max_threads() == 3
+    monkeypatch.setenv("CLASSER_THREADS", "1")  # ours wins over OpenMP's
+    assert threads.max_threads() == 1
+    assert threads.choose(10**9) == 1  # pinned, however large the work
+    monkeypatch.setenv("CLASSER_THREADS", "junk")
+    assert threads.max_threads() == 3
+
+
+def test_small_work_runs_on_one_thread(monkeypatch):
+    monkeypatch.delenv("CLASSER_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.choose(0) == threads.choose(threads.SMALL_WORK - 1) == 1
+    assert 1 <= threads.choose(10**9) <= threads.max_threads()
+
+
+def test_the_meter_sees_cpu_bound_neighbours(monkeypatch):
+    monkeypatch.delenv("CLASSER_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    n = threads.cores() + 1
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        seen = 0.0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # a wait for the meter's window, not a timed assertion
+            time.sleep(threads.SAMPLE_S)
+            seen = threads.others_busy()
+            if seen >= threads.cores() - 0.5:
+                break
+        assert seen >= threads.cores() - 0.5, seen
+        assert threads.busy()
+        assert threads.choose(10**9) == 1  # no free core: large work runs on one thread too
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def test_the_setting_lands_on_the_thread_that_runs_the_model():
+    torch = pytest.importorskip("torch")
+    seen: dict[str, int] = {}
+    ready, go = threading.Event(), threading.Event()
+
+    def model_thread() -> None:
+        torch.get_num_threads()  # this thread has started torch's threading (it syncs once, then keeps its own)
+        torch.set_num_threads(2)  # and runs on two threads
+        ready.set()
+        go.wait(30)
+        with threads.for_work(1):
+            seen["inside"] = torch.get_num_threads()
+
+    t = threading.Thread(target=model_thread)
+    t.start()
+    ready.wait(30)
+    with threads.for_work(1):  # another thread asks for one thread first
+        seen["main"] = torch.get_num_threads()
+    go.set()
+    t.join(30)
+    # torch keeps the count per OS thread: a process-wide "already set" would have left the
+    # model thread on two threads.
+    assert seen == {"main": 1, "inside": 1}
