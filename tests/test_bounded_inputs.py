@@ -131,6 +131,33 @@ def test_docx_zip_bomb_refused_before_parsing():
     assert e.value.code == "file_too_large" and e.value.details["limit"] == limits_mod.MAX_DOCX_XML_BYTES
 
 
+def test_docx_with_a_lying_zip_directory_is_corrupt_not_a_bomb():
+    """Sizes small in the directory, 40 MB in the stream: zipfile stops at the declared size (CRC error)."""
+    data = _docx(paragraphs=1)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            body = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                declared, body = len(body), body + b" " * 40_000_000
+            dst.writestr(item.filename, body)
+    raw = bytearray(out.getvalue())
+    name = b"word/document.xml"
+    local = raw.find(b"PK\x03\x04")  # the local header that names document.xml
+    while raw[local + 30: local + 30 + len(name)] != name:
+        local = raw.find(b"PK\x03\x04", local + 4)
+    struct.pack_into("<I", raw, local + 22, declared)
+    central = raw.find(b"PK\x01\x02")
+    while raw[central + 46: central + 46 + len(name)] != name:
+        central = raw.find(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", raw, central + 24, declared)
+    t0 = time.perf_counter()
+    with pytest.raises(UnprocessableInputError) as e:
+        load_document(bytes(raw))
+    assert e.value.code == "document_corrupt"
+    assert time.perf_counter() - t0 < 2.0
+
+
 # --- PDF ------------------------------------------------------------------------------------
 
 

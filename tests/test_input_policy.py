@@ -111,6 +111,22 @@ def test_remote_refuses_every_path_spelling_without_touching_the_disk(secret, wa
     assert touched == [], touched
 
 
+def test_empty_strings_are_invalid_not_paths():
+    for policy in (REMOTE, TRUSTED):
+        for value in ("", "   \n"):
+            with pytest.raises(InvalidRequestError) as e:
+                load_images(value, policy=policy)
+            assert e.value.code == "image_invalid"
+
+
+def test_trusted_path_reads_are_capped(tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 2048)
+    with pytest.raises(InvalidRequestError) as e:
+        read_source(str(big), policy=TRUSTED, max_bytes=1024)
+    assert e.value.code == "file_too_large" and e.value.details["bytes"] == 2048
+
+
 def test_remote_refuses_path_objects(secret, watch):
     for value in (secret, Path("~/secret.png")):
         with pytest.raises(InputNotAllowedError) as e:

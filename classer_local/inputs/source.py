@@ -102,7 +102,11 @@ def _read_path(path: Path, max_bytes: int) -> bytes:
     size = path.stat().st_size
     if size > max_bytes:
         raise _too_large(size, max_bytes, str(path))
-    return path.read_bytes()
+    with open(path, "rb") as fh:  # capped: a size of 0 (/proc files) says nothing
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_large(len(data), max_bytes, str(path))
+    return data
 
 
 def _is_file(s: str) -> bool:
@@ -113,6 +117,8 @@ def _is_file(s: str) -> bool:
 
 
 def _read_string(s: str, policy: InputPolicy, max_bytes: int, what: str) -> bytes:
+    if not s:
+        raise InvalidRequestError(f"{what}_invalid", f"The {what} string is empty.", {})
     low = s[:16].lower()
     if low.startswith("data:"):
         return _data_url(s, what)

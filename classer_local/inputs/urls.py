@@ -182,7 +182,24 @@ def fetch_url(
         target += "?" + parts.query
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     conn = cls(host, port, addresses[0], timeout=max(deadline - time.monotonic(), 0.01))
+    # Socket timeouts bound each read, not the whole: a server dripping a byte at a time would
+    # outlast them. At the deadline a watchdog shuts the socket, and the read in progress fails.
+    held: list[socket.socket] = []
+
+    def abort() -> None:
+        for sock in held or ([conn.sock] if conn.sock is not None else []):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), abort)
+    watchdog.daemon = True
+    watchdog.start()
     try:
+        conn.connect()
+        if conn.sock is not None:
+            held.append(conn.sock)
         conn.request("GET", target, headers={"User-Agent": "classer-local", "Accept-Encoding": "identity",
                                              "Connection": "close"})
         resp = conn.getresponse()
@@ -193,23 +210,19 @@ def fetch_url(
             raise _not_allowed(url)
         chunks: list[bytes] = []
         size = 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _not_allowed(url)
-            if conn.sock is not None:
-                conn.sock.settimeout(left)
-            chunk = resp.read(min(65536, max_bytes + 1 - size))
+        while size <= max_bytes:
+            chunk = resp.read1(min(65536, max_bytes + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-            if size > max_bytes:
-                raise _not_allowed(url)
+        if size > max_bytes or time.monotonic() > deadline:
+            raise _not_allowed(url)
         return b"".join(chunks)
     except InputNotAllowedError:
         raise
     except (OSError, http.client.HTTPException, ValueError):
         raise _not_allowed(url) from None
     finally:
+        watchdog.cancel()
         conn.close()
