@@ -94,12 +94,13 @@ def test_option_literals_come_from_the_enums() -> None:
 
 
 def test_health_is_ready_only_after_preload(keys_path: str) -> None:
-    app = create_app(ServerConfig(keys_path=keys_path, preload=("fast",)))
+    app = create_app(ServerConfig(keys_path=keys_path, preload=("fast", "image")))
     before = TestClient(app).get("/health")  # no lifespan yet: nothing loaded
     assert before.status_code == 503 and before.json()["ready"] is False
     with TestClient(app) as c:
         r = c.get("/health")
-        assert r.status_code == 200 and r.json()["ready"] is True and r.json()["preloaded"] == ["fast"]
+        assert r.status_code == 200 and r.json()["ready"] is True
+        assert r.json()["preloaded"] == ["fast", "image"]
 
 
 def test_405_carries_allow() -> None:

@@ -423,3 +423,8 @@ def test_every_classification_response_carries_the_rate_limit_headers(
         assert all(name in r.headers for name in RATE_HEADERS)  # errors too
     r = httpx.get(server.url + "/v1/classify")
     assert r.status_code == 405 and r.headers["Allow"] == "POST"
+
+
+def test_the_port_opens_only_once_the_preloaded_models_are_warm(server: Server) -> None:
+    health = httpx.get(server.url + "/health").json()
+    assert health["ready"] is True and health["preloaded"] == ["fast"]
