@@ -16,7 +16,7 @@ from .. import validation
 from ..api import batch_items
 from ..classifier import Item
 from ..errors import ClasserError, InvalidRequestError
-from ..inputs import REMOTE, PixelBudget, load_document, load_images, read_source
+from ..inputs import REMOTE, PixelBudget, image_pixels, load_document, load_images, read_source
 from ..inputs.limits import MAX_DOCUMENT_BYTES, MAX_IMAGE_BYTES
 from ..options import ClassifierOptions
 from .schemas import BatchRequest, ClassifyRequest, Options
@@ -60,21 +60,6 @@ def _at(exc: ClasserError, index: int | None) -> ClasserError:
     return exc
 
 
-class _Counted(Exception):
-    """Raised by ``_Probe`` once ``load_images`` has counted an input's pixels, before it decodes."""
-
-
-class _Probe(PixelBudget):
-    """A budget that records what ``load_images`` would spend and stops it there: every image of
-    a request is counted (from its header) before any image of it is decoded."""
-
-    pixels = 0
-
-    def spend(self, pixels: int, what: str = "images") -> None:
-        self.pixels = pixels
-        raise _Counted
-
-
 def _raw_images(value: Any, index: int | None) -> list[bytes] | None:
     if value is None:
         return None
@@ -89,14 +74,10 @@ def _raw_images(value: Any, index: int | None) -> list[bytes] | None:
 
 def _pixels(raw: list[bytes], index: int | None) -> int:
     """The pixels decoding ``raw`` will cost, read from the headers only."""
-    probe = _Probe()
     try:
-        load_images(raw, policy=REMOTE, budget=probe)
-    except _Counted:
-        pass
+        return image_pixels(raw, policy=REMOTE)
     except ClasserError as exc:
         raise _at(exc, index) from None
-    return probe.pixels
 
 
 def _items(rows: list[tuple[Any, Any, Any]], indexed: bool) -> list[Item]:
