@@ -235,3 +235,32 @@ def test_urls_allowed_hosts_are_fetched_but_redirects_never_followed(monkeypatch
         httpd.shutdown()
         httpd.server_close()
     assert hits == ["/x.png", "/redirect"]  # the redirect's target was never asked for
+
+
+def test_rate_limit_headers_and_auth_throttle_units() -> None:
+    from classer_local.server.ratelimit import MAX_ADDRESSES, UNLIMITED, AuthThrottle, RateLimiter
+
+    rl = RateLimiter()
+    d = rl.check("k", rpm=2, tpm=100, now=0.0)
+    rl.record("k", 30, now=0.0)
+    assert d.headers() == {
+        "X-RateLimit-Limit-Requests": "2", "X-RateLimit-Remaining-Requests": "1",
+        "X-RateLimit-Limit-Tokens": "100", "X-RateLimit-Remaining-Tokens": "100", "X-RateLimit-Reset": "60",
+    }
+    d = rl.check("k", rpm=0, tpm=0, now=1.0, enforce_tokens=False)
+    h = d.headers()
+    assert h["X-RateLimit-Limit-Requests"] == h["X-RateLimit-Remaining-Tokens"] == str(UNLIMITED)
+    assert rl.check("k", rpm=0, tpm=30, now=2.0).reason == "tokens"
+    assert rl.check("k", rpm=0, tpm=30, now=2.0, enforce_tokens=False).allowed
+
+    t = AuthThrottle(limit=2)
+    t.fail("a", now=0.0)
+    assert t.blocked("a", now=1.0) == 0.0
+    t.fail("a", now=1.0)
+    assert t.blocked("a", now=2.0) == pytest.approx(58.0) and t.blocked("b", now=2.0) == 0.0
+    assert t.blocked("a", now=61.0) == 0.0  # the window aged out
+    for i in range(MAX_ADDRESSES):
+        t.fail(f"10.{i}", now=100.0)
+    t.fail("late", now=200.0)  # everything quiet for a minute is swept
+    assert len(t._fails) == 1
+    assert AuthThrottle(limit=0).blocked("x") == 0.0  # 0 turns it off

@@ -27,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 
 WINDOW_S = 60.0
+MAX_ADDRESSES = 10_000
+"""Addresses with failures kept before the quiet ones (nothing within the window) are swept."""
 UNLIMITED = 2**62
 """What the headers report for a limit of 0 (no limit): a count no client will reach."""
 
@@ -159,6 +161,9 @@ class AuthThrottle:
             return
         now = time.monotonic() if now is None else now
         with self._lock:
+            if len(self._fails) >= MAX_ADDRESSES:  # many addresses (IPv6): forget the quiet ones
+                for quiet in [a for a, q in self._fails.items() if q[-1] <= now - self.window_s]:
+                    del self._fails[quiet]
             log = self._window(address, now)
             if not log:
                 log = self._fails[address] = deque()
