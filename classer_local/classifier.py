@@ -95,7 +95,7 @@ class Classifier(EstimatorMixin):
         self.labels: list[str] = validation.labels(labels) if labels is not None else []
         self.descriptions = validation.descriptions(descriptions, self.labels)
         self.examples = validation.examples(examples, self.labels)
-        self.text_type = text_type.strip() if isinstance(text_type, str) and text_type.strip() else None
+        self.text_type = validation.text_type(text_type) or None
         self.priority = str(value(priority) or "standard")
         self.model = model
         self.image_model = image_model
@@ -262,19 +262,22 @@ class Classifier(EstimatorMixin):
         visual_items: list[list[Any]] = []
         visual_idx: list[int] = []
         docs: dict[int, Any] = {}
+        from .inputs import PixelBudget
+
+        budget = PixelBudget()  # one pixel budget for the whole call, not one per item
         for i, it in enumerate(items):
             text = it.text
             images: list[Any] = []
             if it.file is not None:
                 from .inputs import load_document
 
-                doc = docs[i] = load_document(it.file, policy=self.policy_)
+                doc = docs[i] = load_document(it.file, policy=self.policy_, budget=budget)
                 text = "\n".join(t for t in (text, doc.text) if t)
                 images.extend(doc.pages)
             if it.image is not None:
                 from .inputs import load_images
 
-                images.extend(load_images(it.image, policy=self.policy_))
+                images.extend(load_images(it.image, policy=self.policy_, budget=budget))
             if self._image_only and not images:
                 raise InvalidRequestError(
                     "model_kind_mismatch", f"Model {self.model!r} is an image model; a text needs a text model "

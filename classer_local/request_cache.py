@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cache as cache_mod
@@ -97,11 +96,15 @@ def fingerprint(value: Any, policy: InputPolicy | bool = TRUSTED) -> Any:
     if isinstance(value, str):
         low = value.strip().lower()
         if policy.allow_paths and looks_like_file(value, policy) and not low.startswith(("http://", "https://", "data:")):
+            from .errors import ClasserError
+            from .inputs import read_source
+            from .inputs.limits import MAX_DOCUMENT_BYTES
+
             try:
-                with open(Path(value.strip()).expanduser(), "rb") as fh:
-                    return "sha256:" + hashlib.sha256(fh.read()).hexdigest()
-            except OSError:  # an unreadable file fails later, with its own typed error
+                data = read_source(value, policy=policy, max_bytes=MAX_DOCUMENT_BYTES, what="file")
+            except (ClasserError, OSError):  # an unreadable file fails later, with its own typed error
                 return value
+            return "sha256:" + hashlib.sha256(data if isinstance(data, bytes) else data.tobytes()).hexdigest()
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "sha256:" + hashlib.sha256(bytes(value)).hexdigest()
