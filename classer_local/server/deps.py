@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import (
     AuthenticationError,
     InsufficientBalanceError,
-    NotFoundError,
     PermissionDeniedError,
     RateLimitError,
 )
@@ -157,11 +156,6 @@ def require_admin(caller: Caller) -> None:
     """403 ``forbidden`` for a key that is not an admin's."""
     if not caller.admin:
         raise PermissionDeniedError("forbidden", "This needs an admin key.")
-
-
-def not_found(code: str, message: str, details: dict[str, Any]) -> NotFoundError:
-    """The answer for another key's object: the same as for one that does not exist."""
-    return NotFoundError(code, message, details)
 
 
 Authed = Annotated[Caller, Depends(authenticate)]
