@@ -23,6 +23,8 @@ def register(sub: Subparsers) -> None:
     br.add_argument("--threshold", type=float, help="tag threshold")
     br.add_argument("--chunk-size", type=int, default=256)
     br.add_argument("--no-progress", action="store_true")
+    br.add_argument("--adapt", action="store_true",
+                    help="adapt the label prototypes to each chunk's texts (batch adaptation; chunks of 256+)")
     br.add_argument("--keep-job", action="store_true", help="keep the job (see `jobs list`) after writing")
     add_labels(br)
     add_json(br)
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         kind=args.kind,
         threshold=args.threshold,
         chunk_size=args.chunk_size,
+        adapt=args.adapt,
         **{k: v for k, v in opts.items() if v is not None},
     )
     try:

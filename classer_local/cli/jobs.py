@@ -52,6 +52,8 @@ def register(sub: Subparsers) -> None:
     jr.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray actor (e.g. 1, or 0.5)")
     jr.add_argument("--batch-size", type=int, help="rows per Ray worker call (default: --chunk-size)")
     jr.add_argument("--no-progress", action="store_true")
+    jr.add_argument("--adapt", action="store_true",
+                    help="adapt the label prototypes to each chunk's texts (batch adaptation; chunks of 256+)")
     add_labels(jr)
     add_json(jr)
     jr.set_defaults(func=run_run)
@@ -124,6 +126,7 @@ def run_run(args: argparse.Namespace) -> int:
         kind=args.kind,
         threshold=args.threshold,
         chunk_size=args.chunk_size,
+        adapt=args.adapt,
         engine=args.engine,
         **ray_opts,
         **{k: v for k, v in opts.items() if v is not None},

@@ -381,6 +381,7 @@ def create(
     batch_size: int | None = None,
     owner: str | None = None,
     allow_paths: bool = True,
+    adapt: bool = False,
 ) -> Job:
     """A new job over an NDJSON input; ``start()`` runs it.
 
@@ -392,6 +393,8 @@ def create(
     ``owner`` records the key id that made the job (the server's). ``allow_paths=False``
     marks the job untrusted: no row's ``image``/``file`` is ever read as a path on this
     machine (such rows get a ``path_not_allowed`` error row); the server passes it.
+    ``adapt=True`` adapts the label prototypes to each chunk's texts (``classer_local.adapt``;
+    chunks of at least ``adapt.MIN_BATCH`` rows, with its degeneracy guard).
 
     ``engine="ray"`` runs the job on a Ray cluster (``pip install 'classer-local[ray]'``;
     see ``classer_local.jobs.ray``): ``address`` (``None``: a Ray on this machine,
@@ -461,6 +464,7 @@ def create(
             "total": inp.pop("rows"),
             "owner": owner,
             "allow_paths": allow_paths,
+            "adapt": bool(adapt),
             "created_at": now(),
             "started_at": None,
             "finished_at": None,

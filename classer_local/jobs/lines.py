@@ -200,10 +200,11 @@ def parse_line(raw: bytes, row: int, *, allow_paths: bool = True) -> Line:
 
 
 # ---------------------------------------------------------------------- scoring
-def _score(clf: Classifier, kind: str, threshold: float | None, items: list[Item], key_id: str | None) -> list[Any]:
+def _score(clf: Classifier, kind: str, threshold: float | None, items: list[Item], key_id: str | None,
+           adapt: bool = False) -> list[Any]:
     """Through the library's one front door: one usage row per call, on the job owner's key."""
     return service.score(clf, items, kind, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
-                         key_id=key_id).results
+                         key_id=key_id, adapt=adapt).results
 
 
 def _score_one(clf: Classifier, kind: str, threshold: float | None, line: Line, key_id: str | None) -> Any:
@@ -255,12 +256,12 @@ def _result_row(rid: Any, row: int, result: Any) -> tuple[bytes, bool]:
 
 
 def score_chunk(clf: Classifier, kind: str, threshold: float | None, lines: list[tuple[int, bytes]], *,
-                allow_paths: bool = True, key_id: str | None = None) -> Chunk:
+                allow_paths: bool = True, key_id: str | None = None, adapt: bool = False) -> Chunk:
     """Score ``(row, raw line)`` pairs into one NDJSON block, in order, with its counts.
 
     The good rows are scored in one call; when that call fails, they are scored one by one,
     so only the rows that fail alone become error rows. ``key_id`` (the job's owner) goes on
-    the usage rows.
+    the usage rows. ``adapt``: batch adaptation over the chunk (``classer_local.adapt``).
 
     Example:
         >>> clf = Classifier(["billing", "technical"], priority="fast")             # doctest: +SKIP
@@ -274,7 +275,7 @@ def score_chunk(clf: Classifier, kind: str, threshold: float | None, lines: list
     good = [i for i, p in enumerate(parsed) if p.item is not None]
     if good:
         try:
-            results = _score(clf, kind, threshold, [parsed[i].item for i in good], key_id)  # type: ignore[misc]
+            results = _score(clf, kind, threshold, [parsed[i].item for i in good], key_id, adapt)  # type: ignore[misc]
         except MemoryError:
             raise
         except Exception:  # noqa: BLE001 - isolate the rows that fail alone

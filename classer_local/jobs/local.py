@@ -44,7 +44,8 @@ class LocalEngine:
                     lines.append((row + len(lines), raw))
                 if not lines:
                     return
-                chunk = score_chunk(clf, kind, threshold, lines, allow_paths=allow_paths, key_id=owner)
+                chunk = score_chunk(clf, kind, threshold, lines, allow_paths=allow_paths, key_id=owner,
+                                    adapt=bool(spec.get("adapt", False)))
                 yield Block(row0=row, chunk=chunk, input_offset=offset)
                 row += len(lines)
 

@@ -140,7 +140,7 @@ class _Scorer:
     """A Ray Data actor: the job's classifier, rebuilt once from its state, scoring ranges."""
 
     def __init__(self, state: list[Any], kind: str, threshold: float | None, device: str,
-                 allow_paths: bool = True) -> None:
+                 allow_paths: bool = True, adapt: bool = False) -> None:
         import ray
 
         from .. import usagelog
@@ -148,9 +148,9 @@ class _Scorer:
         config, arrays = ray.get(state[0])
         usagelog.set_enabled(False)  # the driver records usage, once, in the job's CLASSER_HOME
         # Untrusted rows reach the classifier as bytes or URLs only (lines.parse_line), never a path.
-        self.clf = Classifier.from_state(config, arrays, device=device)
+        self.clf = Classifier.from_state(config, arrays, device=device, allow_paths=allow_paths)
         self.clf.embedder  # noqa: B018 - load the model now: once per actor, not on the first batch
-        self.kind, self.threshold, self.allow_paths = kind, threshold, allow_paths
+        self.kind, self.threshold, self.allow_paths, self.adapt = kind, threshold, allow_paths, adapt
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in ("row0", *_CHUNK_FIELDS)}
@@ -158,7 +158,8 @@ class _Scorer:
             lines = _read_range(str(batch["path"][i]), int(batch["start"][i]), int(batch["end"][i]),
                                 int(batch["row0"][i]), int(batch["n"][i]))
             lines = lines[int(batch["skip"][i]):]
-            chunk = score_chunk(self.clf, self.kind, self.threshold, lines, allow_paths=self.allow_paths)
+            chunk = score_chunk(self.clf, self.kind, self.threshold, lines, allow_paths=self.allow_paths,
+                                adapt=self.adapt)
             out["row0"].append(lines[0][0])
             for key in _CHUNK_FIELDS:
                 out[key].append(getattr(chunk, key))
@@ -238,7 +239,8 @@ class RayEngine:
             recs = _ranges_scored(ray, ranges, _workers(ray, spec.get("num_workers"), gpus), gpus, state_ref,
                                   {"kind": kind, "threshold": spec.get("threshold"),
                                    "device": spec.get("device") or "auto",
-                                   "allow_paths": bool(spec.get("allow_paths", True))})
+                                   "allow_paths": bool(spec.get("allow_paths", True)),
+                                   "adapt": bool(spec.get("adapt", False))})
             try:
                 for rec in recs:
                     chunk = Chunk(data=bytes(rec["data"]), rows=int(rec["rows"]), failed=int(rec["failed"]),
