@@ -59,8 +59,8 @@ ARRAYS = "arrays.npz"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _VERSION = re.compile(r"v?([0-9]{1,9})")
 
-# (root, name, version, device) -> (inode of the version folder, Classifier)
-_loaded: dict[tuple[str, str, int, str], tuple[int, Classifier]] = {}
+# (root, name, version, device, allow_paths) -> (inode of the version folder, Classifier)
+_loaded: dict[tuple[str, str, int, str, bool], tuple[int, Classifier]] = {}
 _loaded_lock = threading.Lock()
 
 
@@ -440,10 +440,11 @@ def delete(ref: str) -> dict[str, Any]:
     return {"deleted": [f"{name}@v{v}" for v in targets]}
 
 
-def load(ref: str, device: str = "auto") -> Classifier:
+def load(ref: str, device: str = "auto", allow_paths: bool = True) -> Classifier:
     """The saved classifier ``ref`` (``"name"`` or ``"name@vN"``), ready to score.
 
-    Loaded once per process and device. Raises ``ConflictError`` (``model_changed``) when
+    Loaded once per process, device and ``allow_paths`` (``False``: a remote caller's, which
+    never reads an input or example string as a file). Raises ``ConflictError`` (``model_changed``) when
     the model's weights differ from the ones it was fitted with, and
     ``ModelNotInstalledError`` when they are gone.
 
@@ -453,7 +454,7 @@ def load(ref: str, device: str = "auto") -> Classifier:
     """
     name, version, vdir = _resolve(ref)
     pinned = f"{name}@v{version}"
-    key = (str(vdir.parent.parent), name, version, device)
+    key = (str(vdir.parent.parent), name, version, device, bool(allow_paths))
     try:
         inode = os.stat(vdir).st_ino
     except FileNotFoundError:
@@ -465,7 +466,9 @@ def load(ref: str, device: str = "auto") -> Classifier:
     _check_model(pinned, manifest)
     with np.load(vdir / manifest.get("arrays", ARRAYS), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    clf = Classifier.from_state(manifest["config"], arrays, device=device, ref=pinned)
+    # allow_paths is passed only when false, so a Classifier that predates the keyword still loads.
+    extra: dict[str, Any] = {} if allow_paths else {"allow_paths": False}
+    clf = Classifier.from_state(manifest["config"], arrays, device=device, ref=pinned, **extra)
     with _loaded_lock:
         _loaded[key] = (inode, clf)
     return clf

@@ -264,3 +264,19 @@ def test_rate_limit_headers_and_auth_throttle_units() -> None:
     t.fail("late", now=200.0)  # everything quiet for a minute is swept
     assert len(t._fails) == 1
     assert AuthThrottle(limit=0).blocked("x") == 0.0  # 0 turns it off
+
+
+def test_store_records_owner_and_loads_untrusted() -> None:
+    from classer_local import store
+    from classer_local.inputs import REMOTE, TRUSTED
+
+    name = f"owned-{uuid.uuid4().hex[:8]}"
+    info = store.create(name, ["billing", "technical"], priority="fast", owner="abc123", shared=True,
+                        allow_paths=False)
+    assert (info["owner"], info["shared"]) == ("abc123", True)
+    assert store.get(name)["owner"] == "abc123" and store.list(name)[0]["shared"] is True
+    assert store.load(name, allow_paths=False).policy_ == REMOTE
+    assert store.load(name).policy_ == TRUSTED  # a separate load: each keeps its own policy
+    with pytest.raises(errors.InvalidRequestError):
+        store.create(name, ["a", "b"], priority="fast", owner="")
+    store.delete(name)
