@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from vision import DOC_DESCRIPTIONS, DOC_TEXT_TYPE  # noqa: E402
+from vision import DOC_DESCRIPTIONS, DOC_TEXT_TYPE
 
-from classer_local import doc_scoring  # noqa: E402
-from classer_local.classifier import Classifier, Item  # noqa: E402
-from classer_local.inputs import load_document  # noqa: E402
+from classer_local import doc_scoring
+from classer_local.classifier import Classifier, Item
+from classer_local.inputs import load_document
 
 LABEL_SETS = {
     "names": {},
@@ -52,7 +52,7 @@ LABEL_SETS = {
 class MemoClassifier(Classifier):
     """A ``Classifier`` whose input encodings are memoised per text (benchmark speed only)."""
 
-    _memo: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
+    _memo: ClassVar[dict[tuple[str, str], tuple[np.ndarray, int]]] = {}
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         key = self.spec.model_id
@@ -81,20 +81,25 @@ def per_kind(pred: list[str], y: list[str], labels: list[str]) -> dict[str, tupl
     return {lb: (out[lb][0], out[lb][1]) for lb in labels}
 
 
-def scanned(docs: list[Any]) -> tuple[list[Any], float, int]:
-    """The documents as scans: their page images only, the words read back by OCR."""
+def scanned(docs: list[Any], names: list[str], cache: Path | None) -> tuple[list[Any], float, int, int]:
+    """The documents as scans: their page images only, the words read back by OCR (``ocr.read_pages``,
+    the first ``MAX_OCR_PAGES`` pages, as the classifier does). ``cache``: OCR output kept per file
+    (JSON) so a rerun scores without re-reading; its seconds are those measured when read."""
     from classer_local import ocr
 
-    out, seconds, tokens = [], 0.0, 0
-    for d in docs:
-        texts = []
-        for page in d.pages:
-            t, s, n = ocr.read_text(page)
-            texts.append(t)
-            seconds += s
-            tokens += n
-        out.append(dataclasses.replace(d, text="\n\n".join(t for t in texts if t.strip())))
-    return out, seconds, tokens
+    memo = json.loads(cache.read_text()) if cache and cache.exists() else {}
+    out, seconds, tokens, pages = [], 0.0, 0, 0
+    for d, name in zip(docs, names):
+        if name not in memo:
+            memo[name] = ocr.read_pages(d.pages)
+            if cache:
+                cache.write_text(json.dumps(memo))
+        text, s, n = memo[name]
+        seconds += s
+        tokens += n
+        pages += min(len(d.pages), ocr.MAX_OCR_PAGES)
+        out.append(dataclasses.replace(d, text=text))
+    return out, seconds, tokens, pages
 
 
 def run(docs: list[Any], y: list[str], labels: list[str], sets: list[str], text_only: bool, model: str | None,
@@ -117,7 +122,8 @@ def run(docs: list[Any], y: list[str], labels: list[str], sets: list[str], text_
                 preds[f"{s}/{half}/{scorer}"] = p
                 line += f"  {scorer}={accuracy(p, y):.3f}"
                 if lang:
-                    line += f" ({'/'.join(lang)}: {accuracy([a for a, k in zip(p, LANGS) if k in lang], [t for t, k in zip(y, LANGS) if k in lang]):.3f})"
+                    sub = [i for i, k in enumerate(LANGS) if k in lang]
+                    line += f" ({'/'.join(lang)}: {accuracy([p[i] for i in sub], [y[i] for i in sub]):.3f})"
                 line += f" [{dt:.1f}s]"
             doc_scoring.STRUCTURE = True
             print(line, flush=True)
@@ -134,6 +140,7 @@ def main() -> None:
     ap.add_argument("--text-only", action="store_true", help="skip the page images (text half only)")
     ap.add_argument("--model", default=None, help="text model name from models.toml (default: standard)")
     ap.add_argument("--ocr", action="store_true", help="also score the pages as scans read back by OCR")
+    ap.add_argument("--ocr-cache", type=Path, default=None, help="JSON file keeping OCR output between runs")
     ap.add_argument("--lang", default="", help="also report accuracy on these languages, e.g. de,nl,fr")
     args = ap.parse_args()
     root = args.data / "documents"
@@ -157,8 +164,7 @@ def main() -> None:
         if p != r["label"]:
             print(f"  miss {r['file']} ({r.get('lang', 'en')}): {r['label']} -> {p}")
     if args.ocr:
-        scans, seconds, tokens = scanned(docs)
-        n_pages = sum(len(d.pages) for d in docs)
+        scans, seconds, tokens, n_pages = scanned(docs, [r["file"] for r in rows], args.ocr_cache)
         print(f"\nOCR: {n_pages} pages in {seconds:.1f}s ({seconds / max(n_pages, 1):.2f} s/page), {tokens} ocr_tokens")
         run(scans, y, labels, sets, args.text_only, args.model, lang, "scanned")
 

