@@ -1,6 +1,6 @@
 """Speed of classer_local's text path against the raw model it wraps.
 
-    python benchmarks/speed.py --data ../shared/evaldata [--device cpu|cuda] [--reps 5]
+    python benchmarks/speed.py --data ../shared/evaldata [--device cpu|cuda] [--reps 5] [--only busy,fast]
 
 * throughput: ``cl.classify_batch`` (cache=False, 1,000 AG News texts a call) against
   ``SentenceTransformer.encode`` of the same model object on the same texts (batch 64,
@@ -9,7 +9,13 @@
   with 4, 50 and 200 labels, prototypes already built;
 * warm single-call latency p50/p95 of ``cl.classify`` (cache=False), standard and fast tiers;
   cache-hit latency p50 (the same request again, cache=True);
-* fast tier texts/s (``classify_batch``, priority="fast") against raw WordLlama ``embed``;
+* fast tier texts/s (``classify_batch``, priority="fast") against raw WordLlama ``embed``: at first
+  sight (every word piece new to the process) and steady (after 2,600 other AG News texts);
+* busy machine (``--only busy``): the same warm single ``classify`` (standard) p50/p95 and a
+  64-text ``classify_batch``, quiet and then beside 3 CPU-bound neighbour processes, for
+  torch's default thread count on every call, ``OMP_NUM_THREADS=1`` and the thread policy
+  (``classer_local.threads``), each in its own subprocess; with the 1-minute load average and
+  the cores other processes kept busy (``/proc/stat`` minus the benchmark's own CPU);
 * in fresh subprocesses (fresh CLASSER_HOME): ``import classer_local`` time (median of
   several), cold first ``classify`` (import + model load + first call), and peak RSS after
   a first call and one 1,000-text batch.
@@ -139,27 +145,142 @@ def in_process(data: Path, device: str, reps: int, log: Any = print) -> dict[str
     log(f"speed latency: standard p50 {la['standard']['p50_ms']:.1f} / p95 {la['standard']['p95_ms']:.1f} ms, fast p50 "
         f"{la['fast']['p50_ms']:.2f} / p95 {la['fast']['p95_ms']:.2f} ms, cache hit p50 {la['cache_hit']['p50_ms']:.2f} ms")
 
-    # --- fast tier throughput
+    out["fast"] = fast_tier(data, device, reps, log)
+    return out
+
+
+def fast_tier(data: Path, device: str, reps: int, log: Any = print) -> dict[str, Any]:
+    """Fast tier ``classify_batch`` texts/s on AG News (first sight, then steady) and Banking77 queries."""
+    import classer_local as cl
+    from classer_local.api import get_classifier
+
+    texts = eval_texts(data)
     fast = get_classifier(AG_LABELS, priority="fast", device=device)
-    chunks = [texts[i : i + 1000] for i in range(0, min(len(texts), 1000 * max(reps, 3)), 1000)]
-    cl.classify_batch(texts=chunks[0][:16], labels=AG_LABELS, priority="fast", cache=False, device=device)
-    raw_f, cl_f = [], []
-    for c in chunks:
-        raw_f.append(len(c) / _time(lambda c=c: fast.embedder.model.embed(c, norm=True, batch_size=fast.embedder.batch_size)))
-        cl_f.append(len(c) / _time(lambda c=c: cl.classify_batch(texts=c, labels=AG_LABELS, priority="fast", cache=False,
-                                                                 device=device)))
-    out["fast"] = {"classify_batch_texts_per_s": float(np.median(cl_f)), "raw_embed_texts_per_s": float(np.median(raw_f)),
-                   "ratio": float(np.median(cl_f) / np.median(raw_f)),
-                   "mean_words": float(np.mean([len(t.split()) for c in chunks for t in c]))}
+    chunks = [texts[i : i + 1000] for i in range(0, min(len(texts) - 2600, 1000 * max(reps, 3)), 1000)]
+    seen_before = texts[-2600:]
+
+    cpu: list[float] = []
+
+    def rate(c: list[str]) -> float:
+        p0 = time.process_time()
+        wall = _time(lambda: cl.classify_batch(texts=c, labels=AG_LABELS, priority="fast", cache=False, device=device))
+        cpu.append(len(c) / max(time.process_time() - p0, 1e-9))
+        return len(c) / wall
+
+    cl.classify_batch(texts=["warm up"], labels=AG_LABELS, priority="fast", cache=False, device=device)
+    pieces = getattr(fast.embedder, "pieces", None)
+    if pieces is not None:
+        pieces._forget()  # first sight: no word piece of these texts is known yet
+    first = [rate(c) for c in chunks]  # the piece cache grows from empty, chunk by chunk
+    if pieces is not None:
+        pieces._forget()
+        fast.embedder.encode(seen_before)  # steady: the pieces of 2,600 other news texts are known
+    cpu.clear()
+    steady = [rate(c) for c in chunks]
+    steady_cpu = list(cpu)
+    raw_f = [len(c) / _time(lambda c=c: fast.embedder.model.embed(c, norm=True, batch_size=fast.embedder.batch_size))
+             for c in chunks]
+    out = {"classify_batch_texts_per_s": float(np.median(first)), "steady_texts_per_s": float(np.median(steady)),
+           "first_sight_runs": first, "steady_runs": steady,
+           "steady_texts_per_cpu_s": float(np.median(steady_cpu)),  # what a free core would do: load-proof
+           "raw_embed_texts_per_s": float(np.median(raw_f)), "ratio": float(np.median(first) / np.median(raw_f)),
+           "mean_words": float(np.mean([len(t.split()) for c in chunks for t in c])), "load_avg": os.getloadavg()[0]}
     short = [r["text"] for r in read_jsonl(Path(data) / "banking77" / "test.jsonl")][:3000]
-    short_f = [len(c) / _time(lambda c=c: cl.classify_batch(texts=c, labels=AG_LABELS, priority="fast", cache=False,
-                                                           device=device))
-               for c in (short[i : i + 1000] for i in range(0, len(short), 1000))]
-    out["fast"]["short_texts_per_s"] = float(np.median(short_f))
-    out["fast"]["short_mean_words"] = float(np.mean([len(t.split()) for t in short]))
-    log(f"speed fast tier: classify_batch {out['fast']['classify_batch_texts_per_s']:.0f} texts/s, raw WordLlama "
-        f"{out['fast']['raw_embed_texts_per_s']:.0f} texts/s (AG News, {out['fast']['mean_words']:.0f} words); "
-        f"{out['fast']['short_texts_per_s']:.0f} texts/s on Banking77 queries ({out['fast']['short_mean_words']:.0f} words)")
+    out["short_texts_per_s"] = float(np.median([rate(short[i : i + 1000]) for i in range(0, len(short), 1000)]))
+    out["short_mean_words"] = float(np.mean([len(t.split()) for t in short]))
+    log(f"speed fast tier: classify_batch {out['classify_batch_texts_per_s']:.0f} texts/s at first sight, "
+        f"{out['steady_texts_per_s']:.0f} steady ({out['steady_texts_per_cpu_s']:.0f} per CPU-second), raw WordLlama {out['raw_embed_texts_per_s']:.0f} texts/s "
+        f"(AG News, {out['mean_words']:.0f} words); {out['short_texts_per_s']:.0f} texts/s on Banking77 queries "
+        f"({out['short_mean_words']:.0f} words); load average {out['load_avg']:.2f}")
+    return out
+
+
+_BUSY = r"""
+import json, os, subprocess, sys, time
+import numpy as np
+mode, device, calls, neighbours = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+data = json.loads(sys.stdin.read())
+import torch
+import classer_local as cl
+from classer_local import threads
+if mode == "default":  # what ran before the policy: torch's own count (the cores) on every call
+    n0 = torch.get_num_threads()
+    threads.choose = lambda work: n0
+labels = ["World", "Sports", "Business", "Sci/Tech"]
+kw = dict(labels=labels, cache=False, device=device)
+cl.classify(text="warm up", **kw)
+cl.classify_batch(texts=data["batch"][:8], **kw)
+
+
+def cpu_now():
+    return threads._busy_seconds() or 0.0, os.times().user + os.times().system, time.monotonic()
+
+
+def phase():
+    b0, o0, t0 = cpu_now()
+    ms = []
+    for t in data["texts"][:calls]:
+        s = time.perf_counter()
+        cl.classify(text=t, **kw)
+        ms.append(1000 * (time.perf_counter() - s))
+    batch = []
+    for _ in range(2):
+        s = time.perf_counter()
+        cl.classify_batch(texts=data["batch"], **kw)
+        batch.append(time.perf_counter() - s)
+    b1, o1, t1 = cpu_now()
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "calls": len(ms),
+            "batch64_ms": 1000 * float(np.median(batch)), "load_avg_1min": os.getloadavg()[0],
+            "others_cores": max(0.0, (b1 - b0) - (o1 - o0)) / (t1 - t0), "seconds": t1 - t0}
+
+
+quiet = phase()
+procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(neighbours)]
+try:
+    time.sleep(1.0)
+    busy = phase()
+finally:
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait()
+print(json.dumps({"quiet": quiet, "busy": busy, "torch_threads_at_start": torch.get_num_threads()}))
+"""
+
+BUSY_CONFIGS = {  # name -> (environment changes, mode)
+    "torch default threads": ({}, "default"),
+    "OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1"}, "policy"),
+    "thread policy": ({}, "policy"),
+}
+
+
+def busy_machine(data: Path, device: str, calls: int = 30, neighbours: int = 3, log: Any = print) -> dict[str, Any]:
+    """Warm single ``classify`` (standard) p50/p95 and a 64-text batch, quiet and beside ``neighbours``
+    CPU-bound processes, per thread configuration, each in a fresh subprocess (thread settings
+    are per process). Goal: busy <= 3 x quiet, and the policy never worse than one thread."""
+    texts = eval_texts(data)
+    payload = json.dumps({"texts": texts[4000 : 4000 + calls], "batch": texts[5000:5064]})
+    out: dict[str, Any] = {"neighbours": neighbours, "configs": {}}
+    for name, (env_changes, mode) in BUSY_CONFIGS.items():
+        with tempfile.TemporaryDirectory(prefix="classer-speed-") as home:
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "CLASSER_THREADS")}
+            env.update(env_changes, CLASSER_HOME=home, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+            res = subprocess.run([sys.executable, "-c", _BUSY, mode, device, str(calls), str(neighbours)],
+                                 input=payload, capture_output=True, text=True, env=env, check=True)
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r["busy_over_quiet_p50"] = r["busy"]["p50_ms"] / r["quiet"]["p50_ms"]
+        r["busy_over_quiet_p95"] = r["busy"]["p95_ms"] / r["quiet"]["p95_ms"]
+        out["configs"][name] = r
+        q, b = r["quiet"], r["busy"]
+        log(f"speed busy [{name}]: single classify p50/p95 {q['p50_ms']:.1f}/{q['p95_ms']:.1f} ms quiet (load "
+            f"{q['load_avg_1min']:.2f}, others {q['others_cores']:.2f} cores) -> {b['p50_ms']:.1f}/{b['p95_ms']:.1f} ms "
+            f"busy (load {b['load_avg_1min']:.2f}, others {b['others_cores']:.2f} cores), x{r['busy_over_quiet_p50']:.1f}; "
+            f"64-text batch {q['batch64_ms']:.0f} -> {b['batch64_ms']:.0f} ms")
+    c = out["configs"]
+    policy, one = c["thread policy"]["busy"], c["OMP_NUM_THREADS=1"]["busy"]
+    out["goal_busy_le_3x_quiet"] = c["thread policy"]["busy_over_quiet_p50"] <= 3.0
+    out["policy_vs_one_thread_busy_p50"] = policy["p50_ms"] / one["p50_ms"]
+    out["policy_vs_one_thread_busy_batch"] = policy["batch64_ms"] / one["batch64_ms"]
     return out
 
 
@@ -217,12 +338,20 @@ def subprocesses(data: Path, device: str, runs: int, log: Any = print) -> dict[s
     return out
 
 
-def run(data: Path, *, device: str = "auto", reps: int = 5, cold_runs: int = 3, log: Any = print) -> dict[str, Any]:
+def run(data: Path, *, device: str = "auto", reps: int = 5, cold_runs: int = 3, log: Any = print,
+        only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every section, or ``only`` some of: "fast" (fast tier), "busy" (busy machine)."""
     from classer_local.config import resolve_device
 
     device = resolve_device(device)
-    out = in_process(data, device, reps, log)
-    out.update(subprocesses(data, device, cold_runs, log))
+    out: dict[str, Any] = {}
+    if not only:
+        out.update(in_process(data, device, reps, log))
+        out.update(subprocesses(data, device, cold_runs, log))
+    if "fast" in only:
+        out["fast"] = fast_tier(data, device, reps, log)
+    if not only or "busy" in only:
+        out["busy"] = busy_machine(data, device, log=log)
     out["device"] = device
     return out
 
@@ -233,9 +362,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cold-runs", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated sections: fast, busy (default: all)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = ap.parse_args(argv)
     os.environ.setdefault("CLASSER_HOME", tempfile.mkdtemp(prefix="classer-speed-"))
-    return run(args.data, device=args.device, reps=args.reps, cold_runs=args.cold_runs)
+    only = tuple(x.strip() for x in args.only.split(",") if x.strip())
+    out = run(args.data, device=args.device, reps=args.reps, cold_runs=args.cold_runs, only=only)
+    if args.json:
+        print(json.dumps(out, default=float))
+    return out
 
 
 if __name__ == "__main__":
