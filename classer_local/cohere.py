@@ -32,8 +32,16 @@ def classify(
     priority: str = "standard",
     cache: bool = True,
     device: str = "auto",
+    key_id: str | None = None,
+    request_id: str | None = None,
+    cache_namespace: str | None = None,
+    allow_paths: bool = True,
 ) -> CohereResponse:
-    """Classify ``inputs`` (≤ 96) from labelled ``examples`` (≥ 2 per label, ≤ 2,500 in all)."""
+    """Classify ``inputs`` (≤ 96) from labelled ``examples`` (≥ 2 per label, ≤ 2,500 in all).
+
+    ``key_id``, ``request_id`` and ``cache_namespace`` are the caller's (the server passes its
+    key's): they go on the usage row and keep one key's cached answers from another's.
+    """
     inputs = validation.batch(inputs, "inputs", limit=validation.COHERE_MAX_INPUTS)
     for i, text in enumerate(inputs):
         validation.text(text, i)
@@ -60,8 +68,12 @@ def classify(
     from .options import ClassifierOptions
 
     clf = ClassifierOptions(list(by_label), examples=by_label, priority=priority, model=model,
-                            truncate=truncate or "END").build(device=device)
-    results = clf.classify(list(inputs), cache=cache)
+                            truncate=truncate or "END").build(device=device, allow_paths=allow_paths)
+    from . import service
+    from .classifier import Item
+
+    results = service.score(clf, [Item(t) for t in inputs], "classify", cache=cache, endpoint="classify_batch",
+                            key_id=key_id, request_id=request_id, cache_namespace=cache_namespace).results
     out = []
     for text, r in zip(inputs, results):
         ranked = sorted(r.scores.items(), key=lambda kv: -kv[1])

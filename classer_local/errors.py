@@ -19,7 +19,7 @@ Each class also inherits the builtin a caller would naturally catch.
     └── ServerError(RuntimeError)                500  api_error
         └── ModelNotInstalledError(ImportError)  500  (weights absent; says how to install)
 
-The server maps ``error`` to an HTTP status with ``STATUS_BY_ERROR``.
+The HTTP status of an error comes from one table, ``STATUS`` (by code, else by kind).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 DOCS_URL = "https://github.com/classer-local/classer_local/blob/main/docs/errors.md"
 
 __all__ = [
-    "STATUS_BY_ERROR",
     "AuthenticationError",
     "ClasserError",
     "ConflictError",
@@ -41,8 +40,10 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "STATUS",
     "ServerError",
     "UnprocessableInputError",
+    "status_for",
 ]
 
 
@@ -57,7 +58,11 @@ class ClasserError(Exception):
     """
 
     error: str = "api_error"
-    status: int = 500
+
+    @property
+    def status(self) -> int:
+        """The HTTP status the server answers this error with (``STATUS``)."""
+        return status_for(self)
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -95,7 +100,6 @@ def _rebuild(cls: type[ClasserError], code: str, message: str, details: dict[str
 
 class InvalidRequestError(ClasserError, ValueError):
     error = "invalid_request_error"
-    status = 400
 
 
 class InputTooLongError(InvalidRequestError):
@@ -104,12 +108,10 @@ class InputTooLongError(InvalidRequestError):
 
 class AuthenticationError(ClasserError):
     error = "authentication_error"
-    status = 401
 
 
 class InsufficientBalanceError(ClasserError):
     error = "insufficient_balance"
-    status = 402
 
 
 class PermissionDeniedError(ClasserError, PermissionError):
@@ -119,24 +121,20 @@ class PermissionDeniedError(ClasserError, PermissionError):
     """
 
     error = "permission_error"
-    status = 403
 
 
 class NotFoundError(ClasserError, LookupError):
     error = "not_found_error"
-    status = 404
 
 
 class ConflictError(ClasserError):
     error = "conflict_error"
-    status = 409
 
 
 class UnprocessableInputError(ClasserError, ValueError):
     """An input was well-formed but could not be read (corrupt image, encrypted PDF...)."""
 
     error = "unprocessable_entity"
-    status = 422
 
 
 class InputNotAllowedError(UnprocessableInputError):
@@ -147,7 +145,6 @@ class InputNotAllowedError(UnprocessableInputError):
 
 class RateLimitError(ClasserError):
     error = "rate_limit_error"
-    status = 429
 
     def __init__(
         self, code: str, message: str, details: dict[str, Any] | None = None, retry_after: float = 1.0
@@ -158,24 +155,34 @@ class RateLimitError(ClasserError):
 
 class ServerError(ClasserError, RuntimeError):
     error = "api_error"
-    status = 500
 
 
 class ModelNotInstalledError(ServerError, ImportError):
     """The model's weights are not on this machine; the message says how to install them."""
 
 
-STATUS_BY_ERROR: dict[str, int] = {
-    cls.error: cls.status
-    for cls in (
-        InvalidRequestError,
-        AuthenticationError,
-        InsufficientBalanceError,
-        PermissionDeniedError,
-        NotFoundError,
-        ConflictError,
-        UnprocessableInputError,
-        RateLimitError,
-        ServerError,
-    )
+STATUS: dict[str, int] = {
+    # by kind (``ClasserError.error``)
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "insufficient_balance": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "conflict_error": 409,
+    "unprocessable_entity": 422,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    # codes whose status differs from their kind's
+    "method_not_allowed": 405,
+    "request_too_large": 413,
+    "unsupported_media_type": 415,
+    "not_implemented": 501,
+    "request_timeout": 504,
 }
+"""The HTTP status of every error, the only place one is chosen: a code's own entry, else its
+kind's; 500 for anything unknown. The server answers with it; ``ClasserError.status`` reads it."""
+
+
+def status_for(exc: ClasserError) -> int:
+    """The HTTP status of ``exc`` (see ``STATUS``)."""
+    return STATUS.get(exc.code) or STATUS.get(exc.error, 500)

@@ -25,7 +25,7 @@ def get_classifier(options: ClassifierOptions, *, device: str = "auto", allow_pa
     if options.classifier is not None:
         from . import store
 
-        return store.load(options.classifier, device=device)
+        return store.load(options.classifier, device=device, allow_paths=allow_paths)
     o = options
     key = cache_mod.request_key({
         "labels": list(o.labels) if o.labels is not None and not isinstance(o.labels, str) else o.labels,

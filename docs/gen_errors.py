@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from classer_local import errors  # noqa: E402
 
-CLASSES = {name: getattr(errors, name) for name in errors.__all__ if name != "STATUS_BY_ERROR"}
+CLASSES = {name: getattr(errors, name) for name in errors.__all__ if isinstance(getattr(errors, name), type)}
 # helpers that build an error from (code, message, ...)
 HELPERS = {"_bad": errors.InvalidRequestError, "_bad_line": errors.InvalidRequestError}
 CALL = re.compile(
@@ -34,7 +34,7 @@ DYNAMIC = {
 
 def collect() -> dict[str, dict]:
     codes: dict[str, dict] = {
-        code: {"error": cls.error, "status": cls.status, "messages": [], "where": {where}}
+        code: {"error": cls.error, "status": errors.status_for(cls(code, "")), "messages": [], "where": {where}}
         for code, (cls, where) in DYNAMIC.items()
     }
     for path in sorted((ROOT / "classer_local").rglob("*.py")):
@@ -42,7 +42,7 @@ def collect() -> dict[str, dict]:
             cls = CLASSES.get(m.group(1)) or HELPERS[m.group(1)]
             message = (m.group(3) or "").lstrip("f").strip("\"'")
             message = re.sub(r"\{[^}]*\}", "…", message)
-            entry = codes.setdefault(m.group(2), {"error": cls.error, "status": cls.status, "messages": [],
+            entry = codes.setdefault(m.group(2), {"error": cls.error, "status": errors.status_for(cls(m.group(2), "")), "messages": [],
                                                    "where": set()})
             if message and message not in entry["messages"]:
                 entry["messages"].append(message)
@@ -62,7 +62,7 @@ def render(codes: dict[str, dict]) -> str:
         "|---|---|---|",
     ]
     for cls in CLASSES.values():
-        lines.append(f"| `{cls.error}` | {cls.status} | `{cls.__name__}` |")
+        lines.append(f"| `{cls.error}` | {errors.STATUS.get(cls.error, 500)} | `{cls.__name__}` |")
     lines.append("")
     for code in sorted(codes):
         e = codes[code]

@@ -1,7 +1,7 @@
 """Every error the server sends is a ``ClasserError.to_dict()`` body; its status comes from one table.
 
-``STATUS`` below is the only place an HTTP status is chosen: by the error's kind
-(``error``), except the few codes whose status differs from their kind's. Framework errors
+``errors.STATUS`` (re-exported here) is the only place an HTTP status is chosen: by the error's
+kind (``error``), except the few codes whose status differs from their kind's. Framework errors
 (validation, unknown route, wrong method, oversized body) and unexpected exceptions are
 turned into the same body; a 500 never carries a traceback.
 """
@@ -17,38 +17,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..errors import (
+    STATUS,
     ClasserError,
     InvalidRequestError,
     NotFoundError,
     RateLimitError,
     ServerError,
+    status_for,
 )
 
+__all__ = ["STATUS", "error_response", "error_statuses", "status_for"]
+
 log = logging.getLogger("classer_local.server")
-
-STATUS: dict[str, int] = {
-    # by kind (``ClasserError.error``)
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "insufficient_balance": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "conflict_error": 409,
-    "unprocessable_entity": 422,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    # codes whose status differs from their kind's
-    "method_not_allowed": 405,
-    "request_too_large": 413,
-    "unsupported_media_type": 415,
-    "not_implemented": 501,
-    "request_timeout": 504,
-}
-"""The HTTP status of every error: a code's own entry, else its kind's; 500 for anything unknown."""
-
-
-def status_for(exc: ClasserError) -> int:
-    return STATUS.get(exc.code) or STATUS.get(exc.error, 500)
 
 
 def error_statuses() -> list[int]:

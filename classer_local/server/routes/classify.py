@@ -198,8 +198,8 @@ async def cohere_classify(body: CohereRequest, request: Request, caller: Metered
     def run() -> Any:
         return cohere.classify(
             data["inputs"], data["examples"], truncate=body.truncate, model=body.model,
-            priority=body.priority or "standard",
-            cache=False,  # its cache is not namespaced per key: a hit would tell one key what another sent
+            priority=body.priority or "standard", key_id=caller.key_id, request_id=request.state.request_id,
+            cache_namespace=caller.key_id, allow_paths=False,  # a key's cached answers are its own
         )
 
     res = await _within_budget(request, caller, "cohere", len(body.inputs), t0, st.batcher.call(run))
