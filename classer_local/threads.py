@@ -137,6 +137,30 @@ def _set(n: int) -> None:
         torch.set_num_threads(n)
 
 
+_blas: list[object] = []  # the threadpoolctl controller, made once (it scans the loaded libraries)
+
+
+@contextmanager
+def single_blas() -> Iterator[None]:
+    """numpy's BLAS on one thread for the body: scoring is (n, d) @ (d, labels), far too small to
+    share, and OpenBLAS's idle threads, woken on a busy machine, made a 16 ms scoring step take
+    up to 256 ms. OpenBLAS's count is process-wide: use it where model work is serialised (the
+    server's model thread). A no-op without threadpoolctl."""
+    if not _blas:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas.append(None)
+        else:
+            _blas.append(ThreadpoolController())
+    controller = _blas[0]
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):  # type: ignore[attr-defined]
+        yield
+
+
 @contextmanager
 def for_work(work: int) -> Iterator[int]:
     """Run the body with ``choose(work)`` threads (set for the calling thread, where torch keeps it)."""

@@ -79,3 +79,18 @@ def test_the_setting_lands_on_the_thread_that_runs_the_model():
     # torch keeps the count per OS thread: a process-wide "already set" would have left the
     # model thread on two threads.
     assert seen == {"main": 1, "inside": 1}
+
+
+def test_single_blas_holds_numpy_to_one_thread_and_restores_it():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    if not blas():
+        pytest.skip("no BLAS library loaded")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core box without OMP_NUM_THREADS
+        assert set(blas()) == {2}
+        with threads.single_blas():
+            assert set(blas()) == {1}
+        assert set(blas()) == {2}

@@ -200,9 +200,12 @@ def _shareable(clf: Any, items: list[Any]) -> bool:
 
 def _run_batch(batch: list[_Request]) -> list[Any]:
     """One call of the model thread: each request's results, or the exception it gets."""
-    if batch[0].shared:
-        return _run_shared(batch)
-    return _run_units(batch)
+    from .. import threads
+
+    with threads.single_blas():
+        if batch[0].shared:
+            return _run_shared(batch)
+        return _run_units(batch)
 
 
 def _run_shared(batch: list[_Request]) -> list[Any]:
