@@ -61,3 +61,18 @@ def test_add_refuses_bad_names_and_folders(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError) as e:
         user_models.add("empty", tmp_path)
     assert e.value.code == "model_folder_invalid"
+
+
+def test_cli_models_add_calibrate_remove(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from classer_local.cli import main
+
+    assert main(["models", "add", "tiny-cli", "--local-dir", str(tiny_model), "--query-prefix", "query: "]) == 0
+    assert "added tiny-cli (32 dims" in capsys.readouterr().out
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"text": f"{w} number {i}", "label": w})
+                              for i in range(12) for w in ("apples", "engines")))
+    assert main(["models", "calibrate", "tiny-cli", "--data", str(rows), "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["rows"] == 24 and set(fit["calibration"]) >= {"temperature", "tag_a", "tag_b"}
+    assert main(["models", "remove", "tiny-cli"]) == 0
+    assert "tiny-cli" not in registry.names("text")
