@@ -103,7 +103,13 @@ DATE = re.compile(rf"\b\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}\b|\b\d{{4}}-\d{{2}}
                   rf"\b(?:{_MONTHS})[a-zé]*\.?\s\d{{1,2}},?\s\d{{4}}\b", _I)
 KEY_VALUE = re.compile(r"^[^\W\d][\w .#/()'-]{1,40}:\s*\S")
 KEY_ONLY = re.compile(r"^[^\W\d][\w .#/()'-]{1,40}:\s*$")
-BLANK = re.compile(r"_{3,}|\.{5,}|\[\s*\]|\(\s+\)|☐|□|\{[a-z_]+\}")
+# Blanks and boxes to fill. A template's {placeholders} are not counted: any kind of document
+# (a contract, a letter) can be a template.
+BLANK = re.compile(r"_{3,}|\.{5,}|\[\s*\]|\(\s+\)|☐|□")
+SIGNATURE = re.compile(r"^(?:signature|signed|sign here|by:|print name|name and title|unterschrift|signé|"
+                       r"handtekening)\b", _I | _M)
+QUESTION = re.compile(r"\?\s*$|^\s*(?:yes|no)\s*$", _I | _M)
+RATING = re.compile(r"^\s*1\s*\n\s*2\s*\n\s*3\s*\n\s*4\s*\n\s*5\s*$", _M)  # a 1-5 scale, one number a line
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
 PHONE = re.compile(r"\+?\(?\d{1,4}\)?[\s-]\(?\d{2,4}\)?[\s-]\d{3,4}[\s-]?\d{0,4}")
 CITATION = re.compile(r"\bet al\.|\[\d{1,3}(?:[,–-]\s?\d{1,3})*\]|\barXiv\b|\bdoi\b|\(\w+,? \d{4}[a-z]?\)", _I)
@@ -137,6 +143,8 @@ class Structure:
     clauses: int
     greeting: bool
     closing: bool
+    signatures: int
+    questions: int
     notes: int
 
 
@@ -161,7 +169,8 @@ def structure(text: str, n_pages: int = 1) -> Structure:
         blanks=len(BLANK.findall(text)), contacts=len(EMAIL.findall(head)) + len(PHONE.findall(head)),
         citations=len(CITATION.findall(text)), defined_terms=len(DEFINED.findall(text)),
         clauses=len(CLAUSE.findall(text)), greeting=bool(GREETING.search(head) or GREETING.search(text[:3000])),
-        closing=bool(CLOSING.search(tail)), notes=len(NOTE.findall(text)),
+        closing=bool(CLOSING.search(tail)), signatures=len(SIGNATURE.findall(text)),
+        questions=len(QUESTION.findall(text)) + 3 * len(RATING.findall(text)), notes=len(NOTE.findall(text)),
     )
 
 
@@ -187,6 +196,8 @@ def cue_sentences(s: Structure) -> list[str]:
         out.append("labelled fields with values")
     if s.blanks >= 3:
         out.append("blank fields, boxes and placeholders to fill in")
+    if s.questions >= 5 and s.questions / max(s.lines, 1) >= 0.05:
+        out.append("questions to answer, yes or no, or on a rating scale")
     if s.contacts >= 1 and s.words < 1200 and not s.citations:
         out.append("contact details: name, email address and phone number")
     if s.citations >= 5:
@@ -197,6 +208,8 @@ def cue_sentences(s: Structure) -> list[str]:
         out.append("a greeting addressed to the reader")
     if s.closing:
         out.append("a closing with the sender's signature")
+    if s.signatures >= 2:
+        out.append("a signature block for each party")
     if s.notes:
         out.append("instructions with notes and warnings")
     if s.n_pages >= 5:
