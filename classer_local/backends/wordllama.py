@@ -114,6 +114,7 @@ class _PieceIds:
         self.tokenizer = tokenizer  # the whole-text path
         self.bare = bare  # the same BPE without the normaliser, for pieces normalised here
         self.specials = specials
+        self._angled = all("<" in s for s in specials)  # then a text without "<" holds none
         self._lock = threading.Lock()
         self._forget()
 
@@ -150,7 +151,9 @@ class _PieceIds:
 
     def _whole(self, text: str) -> bool:
         """Texts the tokenizer must take as they are: empty, a special token inside, or a NUL."""
-        return not text or _SEP in text or ("<" in text and any(s in text for s in self.specials))
+        if not text or _SEP in text:
+            return True
+        return ("<" in text or not self._angled) and any(s in text for s in self.specials)
 
     def ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(flat ids, count per text), equal to the tokenizer's ``encode_batch(texts).ids``."""
