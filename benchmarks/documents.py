@@ -82,22 +82,24 @@ def per_kind(pred: list[str], y: list[str], labels: list[str]) -> dict[str, tupl
 
 
 def scanned(docs: list[Any], names: list[str], cache: Path | None) -> tuple[list[Any], float, int, int]:
-    """The documents as scans: their page images only, the words read back by OCR (``ocr.read_pages``,
-    the first ``MAX_OCR_PAGES`` pages, as the classifier does). ``cache``: OCR output kept per file
-    (JSON) so a rerun scores without re-reading; its seconds are those measured when read."""
+    """The documents as scans: their page images only, the words read back by OCR from the first
+    ``MAX_OCR_PAGES`` pages and laid out by ``ocr.layout`` (as ``ocr.read_pages`` does). ``cache``:
+    each file's OCR boxes and seconds kept (JSON) so a rerun scores without re-reading; its seconds
+    are those measured when read."""
     from classer_local import ocr
 
     memo = json.loads(cache.read_text()) if cache and cache.exists() else {}
     out, seconds, tokens, pages = [], 0.0, 0, 0
     for d, name in zip(docs, names):
         if name not in memo:
-            memo[name] = ocr.read_pages(d.pages)
+            memo[name] = [ocr.read_boxes(p) for p in d.pages[: ocr.MAX_OCR_PAGES]]
             if cache:
                 cache.write_text(json.dumps(memo))
-        text, s, n = memo[name]
-        seconds += s
-        tokens += n
-        pages += min(len(d.pages), ocr.MAX_OCR_PAGES)
+        texts = [ocr.layout([tuple(b) for b in boxes]) for boxes, _ in memo[name]]
+        text = "\n\n".join(t for t in texts if t.strip())
+        seconds += sum(s for _, s in memo[name])
+        tokens += len(text.split())
+        pages += len(memo[name])
         out.append(dataclasses.replace(d, text=text))
     return out, seconds, tokens, pages
 
@@ -140,7 +142,8 @@ def main() -> None:
     ap.add_argument("--text-only", action="store_true", help="skip the page images (text half only)")
     ap.add_argument("--model", default=None, help="text model name from models.toml (default: standard)")
     ap.add_argument("--ocr", action="store_true", help="also score the pages as scans read back by OCR")
-    ap.add_argument("--ocr-cache", type=Path, default=None, help="JSON file keeping OCR output between runs")
+    ap.add_argument("--ocr-cache", type=Path, default=None, help="JSON file keeping OCR boxes between runs")
+    ap.add_argument("--ocr-split-boxes", action="store_true", help="OCR: each text box on its own line")
     ap.add_argument("--lang", default="", help="also report accuracy on these languages, e.g. de,nl,fr")
     args = ap.parse_args()
     root = args.data / "documents"
@@ -164,6 +167,9 @@ def main() -> None:
         if p != r["label"]:
             print(f"  miss {r['file']} ({r.get('lang', 'en')}): {r['label']} -> {p}")
     if args.ocr:
+        from classer_local import ocr
+
+        ocr.SPLIT_BOXES = args.ocr_split_boxes
         scans, seconds, tokens, n_pages = scanned(docs, [r["file"] for r in rows], args.ocr_cache)
         print(f"\nOCR: {n_pages} pages in {seconds:.1f}s ({seconds / max(n_pages, 1):.2f} s/page), {tokens} ocr_tokens")
         run(scans, y, labels, sets, args.text_only, args.model, lang, "scanned")

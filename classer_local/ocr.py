@@ -38,12 +38,14 @@ from .errors import ModelNotInstalledError
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["INSTALL", "MAX_OCR_PAGES", "MAX_SIDE", "MIN_SIDE", "available", "read_pages", "read_text"]
+__all__ = ["INSTALL", "MAX_OCR_PAGES", "MAX_SIDE", "MIN_SIDE", "SPLIT_BOXES", "available", "layout", "read_boxes",
+           "read_pages", "read_text"]
 
 INSTALL = "pip install 'classer-local[ocr]'  (rapidocr-onnxruntime, Apache-2.0; its models are in the wheel)"
 MIN_SIDE = 600
 MAX_SIDE = 2000
 MAX_OCR_PAGES = 3
+SPLIT_BOXES = False
 
 _ENGINE: Any = None
 _LOCK = threading.Lock()
@@ -87,33 +89,48 @@ def _prepared(image: PILImage.Image | np.ndarray) -> np.ndarray:
     return np.asarray(im)[:, :, ::-1].copy()  # rapidocr takes OpenCV's BGR order
 
 
-def _lines(boxes: list[tuple[np.ndarray, str]]) -> list[str]:
-    """Text boxes grouped into lines (a box joins a line when their vertical spans overlap by half)."""
-    items = []
-    for box, text in boxes:
-        pts = np.asarray(box, dtype=np.float32)
-        items.append((float(pts[:, 1].min()), float(pts[:, 1].max()), float(pts[:, 0].min()), text))
-    items.sort(key=lambda t: (t[0] + t[1]) / 2)
-    lines: list[list[tuple[float, float, float, str]]] = []
-    for it in items:
+Box = tuple[float, float, float, str]
+"""A text box read: (top, bottom, left, text), in the image's pixels."""
+
+
+def read_boxes(image: PILImage.Image | np.ndarray) -> tuple[list[Box], float]:
+    """The text boxes of one image, in no particular order, and the seconds it took."""
+    engine = _engine()
+    t0 = time.perf_counter()
+    result, _ = engine(_prepared(image))
+    boxes = []
+    for box, text, _score in result or []:
+        if text.strip():
+            pts = np.asarray(box, dtype=np.float32)
+            boxes.append((float(pts[:, 1].min()), float(pts[:, 1].max()), float(pts[:, 0].min()), text.strip()))
+    return boxes, time.perf_counter() - t0
+
+
+def layout(boxes: list[Box], split_boxes: bool | None = None) -> str:
+    """Boxes in reading order: grouped into lines top to bottom (a box joins a line when their
+    vertical spans overlap by half), left to right within a line. ``split_boxes``: each box on
+    its own line (as a PDF's text layer gives a table's cells), else a line's boxes joined by spaces
+    (default: ``SPLIT_BOXES``)."""
+    split_boxes = SPLIT_BOXES if split_boxes is None else split_boxes
+    lines: list[list[Box]] = []
+    for b in sorted(boxes, key=lambda t: (t[0] + t[1]) / 2):
         if lines:
             top = min(t[0] for t in lines[-1])
             bottom = max(t[1] for t in lines[-1])
-            overlap = min(bottom, it[1]) - max(top, it[0])
-            if overlap >= 0.5 * min(bottom - top, it[1] - it[0]):
-                lines[-1].append(it)
+            overlap = min(bottom, b[1]) - max(top, b[0])
+            if overlap >= 0.5 * min(bottom - top, b[1] - b[0]):
+                lines[-1].append(b)
                 continue
-        lines.append([it])
-    return [" ".join(t[3] for t in sorted(line, key=lambda t: t[2])) for line in lines]
+        lines.append([b])
+    sep = "\n" if split_boxes else " "
+    return "\n".join(sep.join(t[3] for t in sorted(line, key=lambda t: t[2])) for line in lines)
 
 
 def read_text(image: PILImage.Image | np.ndarray) -> tuple[str, float, int]:
     """The words of one image: (text in reading order, seconds, words read)."""
-    engine = _engine()
-    t0 = time.perf_counter()
-    result, _ = engine(_prepared(image))
-    text = "\n".join(_lines([(box, txt) for box, txt, _score in (result or []) if txt.strip()]))
-    return text, time.perf_counter() - t0, len(text.split())
+    boxes, seconds = read_boxes(image)
+    text = layout(boxes)
+    return text, seconds, len(text.split())
 
 
 def read_pages(pages: list[PILImage.Image], max_pages: int = MAX_OCR_PAGES) -> tuple[str, float, int]:
