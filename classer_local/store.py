@@ -34,22 +34,17 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import config, registry
-from .classifier import Classifier, Priority, Truncate
+from . import config, durable, registry
+from .classifier import Classifier
+from .options import Priority, Truncate
 from .errors import ConflictError, InvalidRequestError, ModelNotInstalledError, NotFoundError
-
-try:
-    import fcntl
-except ImportError:  # Windows: versions are still claimed by the atomic rename below.
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FORMAT_VERSION", "create", "delete", "get", "list", "load", "not_found", "parse_ref", "resolve"]
 
@@ -156,52 +151,15 @@ def resolve(ref: str) -> str:
 
 
 # ---------------------------------------------------------------------- durable writes
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+# (one helper for every durable write in the package: ``durable``)
+def _locked(name_dir: Path) -> Any:
+    """Hold ``name_dir/.lock``; retaken when a concurrent delete swapped the folder away."""
+    return durable.locked(name_dir / ".lock", create_parent=True)
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+_write_file = durable.write_bytes
+_fsync_dir = durable.fsync_dir
 
-
-@contextmanager
-def _locked(name_dir: Path) -> Iterator[None]:
-    """Hold ``name_dir/.lock``; retry when a concurrent delete swapped the folder away."""
-    if fcntl is None:
-        name_dir.mkdir(parents=True, exist_ok=True)
-        yield
-        return
-    while True:
-        name_dir.mkdir(parents=True, exist_ok=True)
-        path = name_dir / ".lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the folder went away between mkdir and open
-            continue
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _last_version(name_dir: Path) -> int:
