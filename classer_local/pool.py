@@ -15,7 +15,7 @@ from .classifier import Classifier
 from .options import ClassifierOptions, value
 from .request_cache import examples_fingerprint
 
-MAX_CLASSIFIERS = 32
+MAX_CLASSIFIERS = 256  # a server with many clients keeps one per label set; prototypes are small
 _classifiers: OrderedDict[str, Classifier] = OrderedDict()
 _lock = threading.Lock()
 
