@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="text model name from models.toml (default: standard)")
     ap.add_argument("--ocr", action="store_true", help="also score the pages as scans read back by OCR")
     ap.add_argument("--ocr-cache", type=Path, default=None, help="JSON file keeping OCR boxes between runs")
-    ap.add_argument("--ocr-split-boxes", action="store_true", help="OCR: each text box on its own line")
+    ap.add_argument("--ocr-join-boxes", action="store_true", help="OCR: a line's boxes joined by spaces")
     ap.add_argument("--lang", default="", help="also report accuracy on these languages, e.g. de,nl,fr")
     args = ap.parse_args()
     root = args.data / "documents"
@@ -169,7 +169,7 @@ def main() -> None:
     if args.ocr:
         from classer_local import ocr
 
-        ocr.SPLIT_BOXES = args.ocr_split_boxes
+        ocr.SPLIT_BOXES = not args.ocr_join_boxes
         scans, seconds, tokens, n_pages = scanned(docs, [r["file"] for r in rows], args.ocr_cache)
         print(f"\nOCR: {n_pages} pages in {seconds:.1f}s ({seconds / max(n_pages, 1):.2f} s/page), {tokens} ocr_tokens")
         run(scans, y, labels, sets, args.text_only, args.model, lang, "scanned")

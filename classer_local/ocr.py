@@ -14,6 +14,11 @@ better as it is than upscaled 1.4x or 1.9x (the recogniser then runs words toget
 read on one invoice page at 850 px, 91 at 1200 px); only tiny images are upscaled (shorter side
 to ``MIN_SIDE``) and huge photos are scaled down (longer side to ``MAX_SIDE``).
 
+Layout: boxes are put in reading order and, by default (``SPLIT_BOXES``), each box on its own
+line, as a PDF's text layer gives a table's cells: the structure cues of ``doc_scoring`` read
+lines. On the 34 evaluation documents read back from their page images, one box a line scored
+0.853 against 0.824 with a line's boxes joined (standard model, described labels).
+
 A document's pages are read up to ``MAX_OCR_PAGES`` (``read_pages``): OCR costs seconds per
 page on a CPU, and a document's kind shows on its first pages.
 
@@ -45,7 +50,7 @@ INSTALL = "pip install 'classer-local[ocr]'  (rapidocr-onnxruntime, Apache-2.0; 
 MIN_SIDE = 600
 MAX_SIDE = 2000
 MAX_OCR_PAGES = 3
-SPLIT_BOXES = False
+SPLIT_BOXES = True
 
 _ENGINE: Any = None
 _LOCK = threading.Lock()

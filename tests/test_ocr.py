@@ -62,3 +62,11 @@ def test_real_letter_page_read_back() -> None:
     read = {w.strip(",.").lower() for w in text.split()}
     assert "bilbo" in read and "gandalf" in " ".join(read)
     assert len(words & read) / len(words) >= 0.6
+
+
+def test_layout_reading_order() -> None:
+    """Boxes on one line (vertical spans overlapping) go left to right, lines top to bottom."""
+    boxes = [(52.0, 70.0, 300.0, "42.00"), (10.0, 30.0, 20.0, "INVOICE"), (50.0, 72.0, 20.0, "Total:")]
+    assert ocr.layout(boxes, split_boxes=False) == "INVOICE\nTotal: 42.00"
+    assert ocr.layout(boxes, split_boxes=True) == "INVOICE\nTotal:\n42.00"
+    assert ocr.layout([]) == ""
