@@ -11,7 +11,8 @@ compared with every part of a label's prototype (name, description, description 
    headings and keys more than in its content.
 3. **Structure cues.** Counts read from the text (amounts of money, large figures and
    percentages, dates, key-value lines, blanks to fill, contact lines, citations, defined
-   terms and numbered clauses, a greeting and a closing, notes, page count, prose vs short
+   terms and numbered clauses, a greeting and a closing, signature blocks, questions and rating
+   scales, notes, page count, prose vs short
    lines), each strong cue said in a short neutral sentence ("line items with prices, amounts
    of money, tax and a total"). The sentences are embedded like passages, so they reach any
    label set through the model, not through rules naming labels; each label part takes the
