@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         held = rng.sample(pool, min(POOL_ROWS, len(pool) // 2))
         clf = described(name, ds["labels"], desc_all[name], priority=args.priority)
         X = clf.embedder.encode([r["text"] for r in held])
-        clf._build()
+        clf.build()
         S = X @ clf.prototypes_.T
         y = np.array([ds["labels"].index(r["label"]) for r in held])
         sims_all.append(S)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = random.Random(7).sample(read_jsonl(ge / "train_sample5000_seed42.jsonl"), POOL_ROWS)
     clf = described("goemotions", ge_labels, desc_all["goemotions"], priority=args.priority)
     X = clf.embedder.encode([r["text"] for r in rows])
-    clf._build()
+    clf.build()
     S = X @ clf.prototypes_.T
     T = np.array([[lb in r["labels"] for lb in ge_labels] for r in rows], dtype=np.float64)
     pairs.append((S, T))
@@ -106,12 +106,12 @@ def main(argv: list[str] | None = None) -> dict:
         held_texts = {r["text"] for r in held}
         rest = [r for r in ds["pool"] if r["text"] not in held_texts]
         bare = cl.Classifier(clf.labels, priority=args.priority)
-        bare._build()
+        bare.build()
         priors = {"described": log_softmax(X @ clf.prototypes_.T / temperature),
                   "names": log_softmax(X @ bare.prototypes_.T / temperature)}
         for shots in (2, 8, 32):
             Xs, ys = sample_few_shot(rest, ds["labels"], shots, 0)
-            Xe = clf._embed_label_texts(Xs)
+            Xe = clf.embed_texts(Xs)
             yi = np.array([ds["labels"].index(v) for v in ys])
             for C in Cs:
                 hl = SoftmaxHead(len(ds["labels"]), C=C).fit(Xe, yi).predict_log_proba(X)

@@ -140,9 +140,10 @@ def run(data: Path, *, device: str = "auto", eval_max: int | None = None, train_
             examples[lb].append(r["text"])
     clf = cl.Classifier(labels, examples=examples, **kw)
     with Timer() as t_build:
-        clf._build()  # prototypes, example vectors (encoded here) and the classify head
+        clf.build()  # prototypes, example vectors (encoded here) and the classify head
     with Timer() as t_tag:
-        clf._fit_tag_head()  # one-vs-rest heads, fitted lazily on the first tag call
+        if clf.heads_ is not None:
+            clf.heads_.fit_tag()  # one-vs-rest heads, fitted lazily on the first tag call
     out["fit"]["classer_local examples"] = {"build_with_encoding_s": t_build.seconds,
                                             "softmax_head_s": float(getattr(clf, "fit_seconds_", 0.0)),
                                             "tag_head_s": t_tag.seconds}
@@ -158,7 +159,7 @@ def run(data: Path, *, device: str = "auto", eval_max: int | None = None, train_
 
     # Peers on the same vectors.
     train_texts = [r["text"] for r in train]
-    E = clf._embed_label_texts(train_texts)  # embedding-cache hits: encoded by the build above
+    E = clf.embed_texts(train_texts)  # embedding-cache hits: encoded by the build above
     Ytr = matrix(train)
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier

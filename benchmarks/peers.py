@@ -212,7 +212,7 @@ def compare_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_s
             if seed == 0:
                 res["reliability"][f"classer_local {n}-shot"] = (conf, correct)
             # The same example vectors (from the embedding cache the fit just filled) for the LR peer.
-            E = clf._embed_label_texts(list(Xs))
+            E = clf.embed_texts(list(Xs))
             r = lr_frozen(E, ys, X)
             pred, conf, correct = top1(r["proba"], r["classes"], y)
             per["lr_frozen"].append({**_scores(pred, conf, correct, y, labels), "fit_s": r["fit_s"]})

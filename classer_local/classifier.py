@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -145,8 +146,6 @@ class Classifier(EstimatorMixin):
                 cache_mod.put_vectors(self.spec.model_id, new)
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.spec.dim), np.float32)
 
-    _embed_label_texts = embed_texts  # the name benchmarks used before it was public
-
     def label_texts(self, label: str) -> list[tuple[str, float]]:
         """The texts (and weights) whose embeddings make ``label``'s prior prototype."""
         return protos_mod.label_texts(self.spec, label, self.descriptions.get(label), self.text_type)
@@ -165,8 +164,6 @@ class Classifier(EstimatorMixin):
             self.heads_ = self._fit_heads(*self.text_examples())
             self._built = True
         return self
-
-    _build = build
 
     def text_examples(self) -> tuple[list[str], list[list[int]]]:
         """Unique text examples and, for each, the indices of the labels it belongs to."""
@@ -245,18 +242,21 @@ class Classifier(EstimatorMixin):
         prefix = self.spec.prompt.get("query_prefix", "")
         return self.embedder.encode_with_tokens([prefix + t for t in texts] if prefix else texts, self.truncate)
 
-    def _prepare(self, items: list[Item], encoded: tuple[np.ndarray, list[int]] | None = None
+    def _prepare(self, items: list[Item], encoded: tuple[np.ndarray, list[int]] | None = None,
+                 ocr_out: list[int] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, list[int], list[int], fusion.VisualSims | None]:
         """Embed the items: text vectors, text sims, tokens, visual tokens, visual sims.
 
         ``encoded``: vectors and token counts of the items' texts made already (by ``encode``,
-        for items that are plain texts only), so only the scoring is left.
+        for items that are plain texts only), so only the scoring is left. ``ocr_out`` (length n)
+        receives the words OCR read from scanned documents (the ``ocr`` extra).
         """
         self.build()
         n = len(items)
         X = np.zeros((n, self.spec.dim), dtype=np.float32)
         sims = np.zeros((n, len(self.labels)), dtype=np.float32)
         tokens, vtokens = [0] * n, [0] * n
+        ocr_tokens = ocr_out if ocr_out is not None else [0] * n
         texts: list[str] = []
         text_idx: list[int] = []
         visual_items: list[list[Any]] = []
@@ -272,6 +272,12 @@ class Classifier(EstimatorMixin):
                 from .inputs import load_document
 
                 doc = docs[i] = load_document(it.file, policy=self.policy_, budget=budget)
+                if not doc.text.strip() and doc.pages:
+                    from . import ocr
+
+                    if ocr.available():  # a scan: read its words (first ocr.MAX_OCR_PAGES pages)
+                        words, _, ocr_tokens[i] = ocr.read_pages(doc.pages)
+                        doc = docs[i] = dataclasses.replace(doc, text=words)
                 text = "\n".join(t for t in (text, doc.text) if t)
                 images.extend(doc.pages)
             if it.image is not None:
@@ -363,7 +369,8 @@ class Classifier(EstimatorMixin):
         texts' vectors made already by ``encode`` (all items plain texts), shared across classifiers.
         """
         t0 = time.perf_counter() if t0 is None else t0
-        X, sims, tokens, vtokens, vis = self._prepare(items, encoded)
+        ocr_tokens = [0] * len(items)
+        X, sims, tokens, vtokens, vis = self._prepare(items, encoded, ocr_tokens)
         if adapt:
             sims = self._adapt(X, sims, items)
         n = len(items)
@@ -387,13 +394,13 @@ class Classifier(EstimatorMixin):
                 results.append(ClassifyResult(
                     label=labels[best[i]], confidence=p[best[i]], scores=dict(zip(labels, p)), tokens=tokens[i],
                     visual_tokens=vtokens[i], latency_ms=ms, model=model, request_id=new_request_id(),
-                    visual_model=visual_model))
+                    visual_model=visual_model, ocr_tokens=ocr_tokens[i]))
             else:
                 chosen = [LabelScore(labels[j], p[j]) for j in order[i] if above[i, j]]
                 results.append(TagResult(
                     labels=chosen, scores=dict(zip(labels, p)), threshold=thr, tokens=tokens[i],
                     visual_tokens=vtokens[i], latency_ms=ms, model=model, request_id=new_request_id(),
-                    visual_model=visual_model))
+                    visual_model=visual_model, ocr_tokens=ocr_tokens[i]))
         return results
 
     # ------------------------------------------------------------------ public verbs

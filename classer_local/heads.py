@@ -60,7 +60,7 @@ class ExampleHeads:
         heads._pending = (np.asarray(X), [list(o) for o in owners])
         return heads
 
-    def _fit_tag(self) -> None:
+    def fit_tag(self) -> None:
         """One-vs-rest heads, fitted on first use (classify never needs them)."""
         with self._lock:
             if self._pending is None:
@@ -89,7 +89,7 @@ class ExampleHeads:
         return scoring.log_softmax(((1 - w) * prior_logp + w * full) / few_shot_temperature)
 
     def tag_logits(self, prior_z: np.ndarray, X: np.ndarray) -> np.ndarray:
-        self._fit_tag()
+        self.fit_tag()
         if self.tag_head is None:
             return prior_z
         z = prior_z.copy()
@@ -99,7 +99,7 @@ class ExampleHeads:
 
     # -------------------------------------------------------------- state (store)
     def arrays(self) -> dict[str, np.ndarray]:
-        self._fit_tag()
+        self.fit_tag()
         out: dict[str, np.ndarray] = {}
         if self.head is not None:
             out.update(head_coef=self.head.coef_, head_intercept=self.head.intercept_, head_labels=self.head_labels)

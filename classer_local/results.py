@@ -41,6 +41,7 @@ class ClassifyResult:
     model: str = ""
     request_id: str = ""
     visual_model: str | None = None
+    ocr_tokens: int = 0
     cache_age_s: float = field(default=0.0, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +65,7 @@ class TagResult:
     model: str = ""
     request_id: str = ""
     visual_model: str | None = None
+    ocr_tokens: int = 0
     cache_age_s: float = field(default=0.0, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -70,3 +70,21 @@ def test_layout_reading_order() -> None:
     assert ocr.layout(boxes, split_boxes=False) == "INVOICE\nTotal: 42.00"
     assert ocr.layout(boxes, split_boxes=True) == "INVOICE\nTotal:\n42.00"
     assert ocr.layout([]) == ""
+
+
+def test_scanned_pdf_is_classified_by_its_words() -> None:
+    """A PDF that is only a picture of a page (no text layer): the classifier reads its words."""
+    import io
+
+    import pymupdf
+
+    import classer_local as cl
+
+    page = _scan(["INVOICE No. 2024-117", "Amount due: 1,250.00 EUR", "Payment within 30 days"])
+    png = io.BytesIO()
+    page.save(png, format="PNG")
+    pdf = pymupdf.open()
+    pdf.new_page(width=595, height=842).insert_image(pymupdf.Rect(0, 0, 595, 842), stream=png.getvalue())
+    r = cl.classify(file=pdf.tobytes(), labels=["invoice", "recipe", "poem"], cache=False)
+    assert r.ocr_tokens >= 6 and r.tokens > 0
+    assert r.label == "invoice"

@@ -10,7 +10,7 @@ and every row of the sets held out of training. ``eval/`` and the dev sets are n
     python training/calibrate_regimes.py --train-dir ../shared/trainingdata/train \
         --model classer-minilm-labelmatch --cap 1200 [--write models.toml]
 
-``--write`` replaces those keys in the model's ``[models.NAME.calibration]`` table of the given
+``--write`` replaces the temperatures (the tag fit is reported only) in the model's ``[models.NAME.calibration]`` table of the given
 models.toml (the package's copy is a symlink to the root one) and records the fit in
 ``training/calibration-NAME.json``.
 """
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
               "seconds": round(time.time() - t0, 1), "program": "training/calibrate_regimes.py", "argv": sys.argv[1:]}
     print(json.dumps(report, indent=1))
     if a.write:
-        write(a.write, a.model, fitted)
+        # tag_* from single-label rows would teach tag that a text has one label: reported, not written.
+        write(a.write, a.model, {k: v for k, v in fitted.items() if not k.startswith("tag_")})
         out = Path(__file__).resolve().parent / f"calibration-{a.model}.json"
         out.write_text(json.dumps(report, indent=1))
     return report

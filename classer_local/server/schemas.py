@@ -119,6 +119,7 @@ class ClassifyResponse(BaseModel):
     model: str
     request_id: str
     visual_model: str | None = None
+    ocr_tokens: int = 0
 
 
 class TagResponse(BaseModel):
@@ -132,6 +133,7 @@ class TagResponse(BaseModel):
     model: str
     request_id: str
     visual_model: str | None = None
+    ocr_tokens: int = 0
 
 
 class ErrorBody(BaseModel):
