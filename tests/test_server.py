@@ -345,7 +345,7 @@ def test_standard_model(client: httpx.Client) -> None:
     )
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["model"] == "all-minilm-l6-v2" and d["label"] == "billing"
+    assert d["model"] == "minilm-l6-labelmatch" and d["label"] == "billing"
 
 
 def test_concurrent_requests_are_micro_batched(server: Server, admin_key: str) -> None:
