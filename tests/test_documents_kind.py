@@ -93,7 +93,9 @@ def test_zero_shot_kinds_beat_passages_alone() -> None:
     labels = json.loads((DOCS / "labels.json").read_text())
     rows = _rows()
     docs = [dataclasses.replace(_read(Path(r["file"]).name), pages=[]) for r in rows]
-    clf = cl.Classifier(labels, descriptions=DOC_DESCRIPTIONS, text_type=DOC_TEXT_TYPE, cache=False)
+    # The figures were measured on all-MiniLM-L6-v2 (the default standard model reaches 0.824 here).
+    clf = cl.Classifier(labels, descriptions=DOC_DESCRIPTIONS, text_type=DOC_TEXT_TYPE, cache=False,
+                        model="all-minilm-l6-v2")
     acc = {}
     for flag in (False, True):
         doc_scoring.STRUCTURE = flag
