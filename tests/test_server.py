@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serverproc import ServerProcess, free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -29,78 +29,13 @@ FAST = {"priority": "fast"}
 LABELS = ["billing", "technical", "sales"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Server(ServerProcess):
+    """``classer-local serve`` with ``args``."""
 
-
-class Server:
     def __init__(self, home: Path, args: list[str]) -> None:
-        self.home = home
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "CLASSER_HOME": str(home)}
-        self.log = open(home / "server.log", "w+b")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "classer_local.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                *args,
-            ],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in 60 s: {self.output()}")
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")[-4000:]
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "classer_local.cli", *args],
-            env=self.env,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def new_key(self, name: str, *flags: str) -> str:
-        res = self.cli("keys", "create", "--name", name, "--json", *flags)
-        assert res.returncode == 0, res.stderr
-        return str(json.loads(res.stdout)["key"])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        port = free_port()
+        super().__init__(home, ["-m", "classer_local.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                "--log-level", "warning", *args], port=port)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
-import socket
 import stat
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serverproc import ServerProcess, free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -44,12 +41,6 @@ RATE_HEADERS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _png(
     color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 32), mode: str = "RGB"
 ) -> bytes:
@@ -62,62 +53,22 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class Server:
+class Server(ServerProcess):
     """``serve(ServerConfig(...))`` in its own process; ``HOME`` and ``CLASSER_HOME`` are a temp folder."""
 
     def __init__(self, home: Path, config: dict[str, Any], env: dict[str, str]) -> None:
-        self.home = home
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "CLASSER_HOME": str(home), "HOME": str(home), **env}
-        self.log = open(home / "server.log", "w+b")  # noqa: SIM115 - closed in stop()
         code = (
             "import json, sys\n"
             "from classer_local.server.app import ServerConfig, serve\n"
             "cfg = json.loads(sys.argv[2])\n"
             "serve('127.0.0.1', int(sys.argv[1]), ServerConfig(**cfg), log_level='warning')\n"
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(self.port), json.dumps(config)],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in 120 s: {self.output()}")
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")[-4000:]
-
-    def new_key(self, name: str, *flags: str) -> str:
-        res = subprocess.run(
-            [sys.executable, "-m", "classer_local.cli", "keys", "create", "--name", name, "--json", *flags],
-            env=self.env, check=False, capture_output=True, text=True, timeout=120,
-        )
-        assert res.returncode == 0, res.stderr
-        return str(json.loads(res.stdout)["key"])
+        port = free_port()
+        super().__init__(home, ["-c", code, str(port), json.dumps(config)], env={"HOME": str(home), **env},
+                         ready_s=120, port=port)
 
     def client(self, key: str, **kw: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120, **kw)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 class Target:
@@ -246,7 +197,7 @@ def test_row2_job_rows_never_name_server_files(server: Server, keys: dict[str, s
 # ---------------------------------------------------------------------- row 3: SSRF
 def test_row3_urls_to_internal_addresses_are_refused_alike(server: Server, keys: dict[str, str]) -> None:
     target = Target()
-    closed = _free_port()
+    closed = free_port()
     try:
         urls = [
             f"http://127.0.0.1:{target.port}/x.png",

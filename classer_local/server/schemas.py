@@ -108,32 +108,28 @@ class LabelScoreOut(BaseModel):
     confidence: float
 
 
-class ClassifyResponse(BaseModel):
+class _ResultMeta(BaseModel):
+    """What every result carries besides its answer (``results.ClassifyResult``/``TagResult``)."""
+
+    scores: dict[str, float]
+    tokens: int
+    visual_tokens: int
+    latency_ms: float
+    cached: bool
+    model: str
+    request_id: str
+    visual_model: str | None = None
+    ocr_tokens: int = 0
+
+
+class ClassifyResponse(_ResultMeta):
     label: str
     confidence: float
-    scores: dict[str, float]
-    tokens: int
-    visual_tokens: int
-    latency_ms: float
-    cached: bool
-    model: str
-    request_id: str
-    visual_model: str | None = None
-    ocr_tokens: int = 0
 
 
-class TagResponse(BaseModel):
+class TagResponse(_ResultMeta):
     labels: list[LabelScoreOut]
-    scores: dict[str, float]
     threshold: float
-    tokens: int
-    visual_tokens: int
-    latency_ms: float
-    cached: bool
-    model: str
-    request_id: str
-    visual_model: str | None = None
-    ocr_tokens: int = 0
 
 
 class ErrorBody(BaseModel):
