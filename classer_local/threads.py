@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -137,7 +138,7 @@ def _set(n: int) -> None:
         torch.set_num_threads(n)
 
 
-_blas: list[object] = []  # the threadpoolctl controller, made once (it scans the loaded libraries)
+_blas: list[object] = []  # [threadpoolctl controller, len(sys.modules) when it scanned the libraries]
 
 
 @contextmanager
@@ -146,13 +147,15 @@ def single_blas() -> Iterator[None]:
     share, and OpenBLAS's idle threads, woken on a busy machine, made a 16 ms scoring step take
     up to 256 ms. OpenBLAS's count is process-wide: use it where model work is serialised (the
     server's model thread). A no-op without threadpoolctl."""
-    if not _blas:
+    # The controller scans the loaded libraries once; a package imported later (OCR's onnxruntime,
+    # opencv) may load another BLAS, so scan again whenever more modules are loaded than at the scan.
+    if not _blas or (_blas[0] is not None and _blas[1] != len(sys.modules)):
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
-            _blas.append(None)
+            _blas[:] = [None, 0]
         else:
-            _blas.append(ThreadpoolController())
+            _blas[:] = [ThreadpoolController(), len(sys.modules)]
     controller = _blas[0]
     if controller is None:
         yield

@@ -90,8 +90,7 @@ def test_single_blas_holds_numpy_to_one_thread_and_restores_it():
     if not blas():
         pytest.skip("no BLAS library loaded")
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core box without OMP_NUM_THREADS
-        before = blas()  # a BLAS loaded by another package (e.g. OCR's) may not take the limit
-        assert 2 in before
+        before = blas()  # what the BLAS libraries took of that (a capped build may stay at 1)
         with threads.single_blas():
             assert set(blas()) == {1}
         assert blas() == before
