@@ -429,3 +429,17 @@ def test_serve_no_auth(home: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    """`classer-local models list | head -1`: the reader leaves early; no BrokenPipe traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "classer_local.cli", "models", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `head` that has already left: every write of the CLI fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
