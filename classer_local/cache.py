@@ -47,7 +47,8 @@ def request_key(payload: dict[str, Any]) -> str:
         >>> request_key({"a": 1, "b": 2}) == request_key({"b": 2, "a": 1})
         True
     """
-    return hashlib.sha256(canonical(payload).encode("utf-8")).hexdigest()
+    # surrogatepass: any Python string hashes (a lone surrogate is refused by validation, not here).
+    return hashlib.sha256(canonical(payload).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def get_result(key: str) -> tuple[dict[str, Any], float] | None:

@@ -39,7 +39,7 @@ from . import prototypes as protos_mod
 from .errors import InvalidRequestError
 from .estimator import EstimatorMixin
 from .heads import ExampleHeads, cross_validated_platt
-from .inputs import REMOTE, TRUSTED, InputPolicy, looks_like_file
+from .inputs import REMOTE, TRUSTED, InputPolicy, PixelBudget, looks_like_file
 from .options import Priority, Truncate, value
 from .request_ids import new_request_id
 from .results import ClassifyResult, LabelScore, TagResult
@@ -262,8 +262,6 @@ class Classifier(EstimatorMixin):
         visual_items: list[list[Any]] = []
         visual_idx: list[int] = []
         docs: dict[int, Any] = {}
-        from .inputs import PixelBudget
-
         budget = PixelBudget()  # one pixel budget for the whole call, not one per item
         for i, it in enumerate(items):
             text = it.text

@@ -79,14 +79,8 @@ class ClassifierOptions:
                 {"classifier": self.classifier})
         if self.classifier is None and self.labels is None and not self.examples:
             raise InvalidRequestError("labels_required", "labels is required: a list of 1 to 200 label strings.")
-        from . import validation
-
-        # Checked before anything hashes them (a lone surrogate must be a typed error, not a crash).
-        known = validation.labels(self.labels) if self.labels is not None else list(self.examples or {})
-        if self.labels is not None:
-            validation.descriptions(self.descriptions, known)
-            validation.examples(self.examples, known)
-        validation.text_type(self.text_type)
+        # Labels, descriptions, examples and text_type are validated where a classifier is built
+        # (``Classifier.__init__``, on a pool miss): a pool hit was valid when it was built.
         if self.priority is not None and value(self.priority) not in PRIORITIES:
             raise InvalidRequestError(
                 "invalid_priority", f"priority must be one of {list(PRIORITIES)}, got {value(self.priority)!r}.",

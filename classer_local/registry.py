@@ -128,11 +128,9 @@ _KNOWN = {"kind", "backend", "weights", "dim", "max_tokens", "package", "version
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, mtime: float) -> tuple[dict[str, str], dict[str, ModelSpec]]:
+def _load(path: str, mtime: float) -> dict[str, Any]:
     with open(path, "rb") as fh:
-        data = tomllib.load(fh)
-    specs = {name: _spec(name, entry) for name, entry in data.get("models", {}).items()}
-    return dict(data.get("defaults", {})), specs
+        return tomllib.load(fh)
 
 
 def _user_path() -> Path:
@@ -144,22 +142,14 @@ def _user_path() -> Path:
 def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict[str, str], dict[str, ModelSpec]]:
     import json
 
-    defs, specs = _load(path, mtime)
-    if user_mtime < 0:
-        return defs, specs
-    specs = dict(specs)
-    data = json.loads(Path(user).read_text())
-    for name, entry in data.get("models", {}).items():
-        base = specs.get(name)
-        merged: dict[str, Any] = {} if base is None else {
-            "kind": base.kind, "backend": base.backend, "weights": base.weights, "dim": base.dim,
-            "max_tokens": base.max_tokens, "package": base.package, "version": base.version, "install": base.install,
-            "license": base.license, "batch_size": base.batch_size, "prompt": dict(base.prompt),
-            "calibration": dict(base.calibration), **base.options}
+    data = _load(path, mtime)
+    entries = {name: dict(entry) for name, entry in data.get("models", {}).items()}
+    user_entries = json.loads(Path(user).read_text()).get("models", {}) if user_mtime >= 0 else {}
+    for name, entry in user_entries.items():  # the user's keys over the package's, tables merged key by key
+        merged = entries.setdefault(name, {})
         for k, v in entry.items():
             merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v
-        specs[name] = _spec(name, merged)
-    return defs, specs
+    return dict(data.get("defaults", {})), {name: _spec(name, e) for name, e in entries.items()}
 
 
 def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:

@@ -49,7 +49,7 @@ def add(name: str, local_dir: str | os.PathLike[str], *, query_prefix: str = "",
         raise InvalidRequestError("model_folder_invalid", f"{folder} is not a sentence-transformers model folder "
                                   "(no modules.json or config.json).", {"path": str(folder)})
     data = _read()
-    if name in {s for s in registry.names("text") + registry.names("image")} and name not in data["models"]:
+    if name in registry.names("text") + registry.names("image") and name not in data["models"]:
         raise InvalidRequestError("model_exists", f"Model {name!r} is already defined by the package.", {"name": name})
     from sentence_transformers import SentenceTransformer
 
