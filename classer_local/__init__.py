@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Classifier",
     "ClassifyResult",
+    "ExampleWarning",
     "Item",
     "LabelScore",
     "Priority",
@@ -42,6 +43,7 @@ __all__ = [
 _LAZY = {
     "Classifier": ("classifier", "Classifier"),
     "Item": ("classifier", "Item"),
+    "ExampleWarning": ("examples", "ExampleWarning"),
     "Priority": ("options", "Priority"),
     "Truncate": ("options", "Truncate"),
     "ClassifyResult": ("results", "ClassifyResult"),
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from . import store as classifiers
     from .api import classify, classify_batch, tag, tag_batch
     from .classifier import Classifier, Item
+    from .examples import ExampleWarning
     from .options import Priority, Truncate
     from .registry import models
     from .results import ClassifyResult, LabelScore, TagResult

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import cache as cache_mod
 from . import doc_scoring, fusion, registry, scoring, validation
+from . import examples as examples_mod
 from . import prototypes as protos_mod
 from .errors import InvalidRequestError
 from .estimator import EstimatorMixin
@@ -166,18 +167,15 @@ class Classifier(EstimatorMixin):
         return self
 
     def text_examples(self) -> tuple[list[str], list[list[int]]]:
-        """Unique text examples and, for each, the indices of the labels it belongs to."""
-        index = {lb: i for i, lb in enumerate(self.labels)}
-        owners: dict[str, list[int]] = {}
-        for lb, items in self.examples.items():
-            for ex in items:
-                if isinstance(ex, str) and not looks_like_file(ex, self.policy_):
-                    owners.setdefault(ex, []).append(index[lb])
-        return list(owners), list(owners.values())
+        """Unique text examples and, for each, the indices of the labels it belongs to (``examples``)."""
+        texts, owners, self.example_report_ = examples_mod.collect(self.examples, self.labels, self.policy_)
+        return texts, owners
 
     def _fit_heads(self, texts: list[str], owners: list[list[int]], classify_head: bool = True) -> ExampleHeads | None:
         if not texts:
             return None
+        examples_mod.inspect(self.example_report_, texts, self.embedder, self.spec.name,
+                             bool(self.spec.options.get("multilingual")))
         X = self.embed_texts(texts)
         self.example_vectors_ = X
         return self._heads_from(X, owners, classify_head)
@@ -185,8 +183,12 @@ class Classifier(EstimatorMixin):
     def _heads_from(self, X: np.ndarray, owners: list[list[int]], classify_head: bool = True) -> ExampleHeads:
         # A names-only prior is weaker than a described one, so examples outweigh it sooner.
         k = self._calib("prior_weight", 8.0) if self.descriptions else self._calib("prior_weight_names", 4.0)
+        prior_logp = None
+        if classify_head:
+            prior_logp = scoring.log_softmax(scoring.cosine(X, self.prototypes_).astype(np.float64) / self._temperature())
         return ExampleHeads.fit(X, owners, len(self.labels), prior_k=k, C=self._calib("head_C", 10.0),
-                                classify_head=classify_head)
+                                classify_head=classify_head, prior_logp=prior_logp,
+                                prior_temperature=self._temperature())
 
     @property
     def head_weight_(self) -> float:
@@ -481,7 +483,7 @@ class Classifier(EstimatorMixin):
         config = {
             "labels": self.labels, "descriptions": self.descriptions, "text_type": self.text_type,
             "model": self.spec.name, "priority": self.priority, "threshold": self.threshold,
-            "truncate": self.truncate, "head_weight": self.head_weight_,
+            "truncate": self.truncate, **(self.heads_.config() if self.heads_ is not None else {}),
             "tag_platt": list(self.tag_platt_) if self.tag_platt_ else None,
             "visual_examples": {k: [x for x in v if not isinstance(x, str) or looks_like_file(x, self.policy_)]
                                 for k, v in self.examples.items()},
@@ -512,7 +514,7 @@ class Classifier(EstimatorMixin):
         clf.components_ = np.asarray(arrays.get("components", clf.prototypes_), dtype=np.float32)
         clf.component_weights_ = np.asarray(
             arrays.get("component_weights", np.eye(len(clf.labels), dtype=np.float32)), dtype=np.float32)
-        clf.heads_ = ExampleHeads.from_arrays(len(clf.labels), float(config.get("head_weight", 0.0)), arrays)
+        clf.heads_ = ExampleHeads.from_arrays(len(clf.labels), config, arrays)
         platt = config.get("tag_platt")
         clf.tag_platt_ = (float(platt[0]), float(platt[1])) if platt else None
         clf._built = True

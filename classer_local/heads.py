@@ -1,32 +1,80 @@
 """Example heads: what examples add on top of the label prior, and their calibration.
 
-With examples, a multinomial logistic-regression head (classify) and one-vs-rest heads (tag)
-are fitted on the example vectors and blended with the prior in log space with weight
-w = n / (n + k): n examples per label against the prior's pseudo-count k. ``cross_validated_platt``
-calibrates tag confidences for a classifier's own labels from out-of-fold logits.
+With examples, a classify head over the example vectors is blended with the prior in log
+space: ``log_softmax(((1 - w) · prior + w · head) / T)``. Which head (multinomial logistic
+regression, or nearest centroid of each label's examples), the weight ``w`` and the
+temperature ``T`` are chosen by cross-validation inside the examples whenever every label
+with examples has at least two of them (``select_blend``): out-of-fold accuracy first,
+out-of-fold log-loss to break ties. With a single example per label there is nothing to
+cross-validate, and ``w = n / (n + k)`` (n examples per label against the prior's
+pseudo-count k) with the fitted global temperature is used. One-vs-rest heads serve ``tag``;
+``cross_validated_platt`` calibrates tag confidences for a classifier's own labels from
+out-of-fold logits.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import scoring
-from .calibration import BinaryHeads, SoftmaxHead, fit_platt
+from .calibration import BinaryHeads, SoftmaxHead, fit_platt, fit_temperature
+
+
+HEAD_KINDS = ("lr", "centroid")
+BLEND_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
+MAX_FOLDS = 4
+# Cross-validate the blend only from this many examples per label: below it, out-of-fold
+# accuracy over a few dozen rows picks the wrong blend as often as the right one. Chosen on the
+# dev sets' training pools (benchmarks/learning_curve.py --eval-on pool), not on test rows.
+MIN_CV_PER_LABEL = 16
+
+
+def blend_logp(prior_logp: np.ndarray, head_logp: np.ndarray, cols: np.ndarray, weight: float,
+               temperature: float) -> np.ndarray:
+    """The prior blended with a head over labels ``cols``; other labels keep their prior mass."""
+    mass = np.log(np.exp(prior_logp[:, cols]).sum(axis=1, keepdims=True) + 1e-300)
+    full = prior_logp.copy()
+    full[:, cols] = head_logp + mass
+    # A blend of two distributions is flatter than either; the temperature restores it.
+    return scoring.log_softmax(((1 - weight) * prior_logp + weight * full) / temperature)
+
+
+def centroids_of(X: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Each class's L2-normalised mean example vector, (k, d)."""
+    C = np.zeros((k, X.shape[1]), dtype=np.float32)
+    np.add.at(C, y, np.asarray(X, dtype=np.float32))
+    return C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold index per row: each class's rows dealt round-robin in a seeded order."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(y), dtype=int)
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        fold[rng.permutation(rows)] = np.arange(len(rows)) % folds
+    return fold
 
 
 class ExampleHeads:
     """Heads fitted on example vectors ``X`` whose rows belong to labels ``owners[i]``."""
 
-    def __init__(self, n_labels: int, weight: float, C: float) -> None:
+    def __init__(self, n_labels: int, weight: float, C: float, kind: str = "lr",
+                 temperature: float | None = None) -> None:
         self.n_labels = n_labels
-        self.weight = weight  # the examples' share against the prior, n / (n + k)
+        self.weight = weight  # the examples' share against the prior
         self.C = C
+        self.kind = kind  # "lr" (logistic regression) or "centroid" (nearest centroid)
+        self.temperature = temperature  # of the blend; None: the model's fitted few-shot temperature
+        self.centroid_temperature = 0.05
+        self.selection: dict[str, Any] = {}  # what cross-validation chose, and its figures
         self.head: SoftmaxHead | None = None
+        self.centroids: np.ndarray | None = None
         self.head_labels: np.ndarray | None = None
         self.tag_head: BinaryHeads | None = None
         self.tag_labels: np.ndarray | None = None
@@ -45,20 +93,90 @@ class ExampleHeads:
 
     @classmethod
     def fit(cls, X: np.ndarray, owners: Sequence[Sequence[int]], n_labels: int, *, prior_k: float, C: float,
-            classify_head: bool = True) -> ExampleHeads:
+            classify_head: bool = True, prior_logp: np.ndarray | None = None,
+            prior_temperature: float = 0.05, min_cv: int | None = None) -> ExampleHeads:
+        """Fit the heads; with ``prior_logp`` (the prior's log-probabilities of each example)
+        the blend is chosen by cross-validation when there are enough examples.
+
+        Rows with several owners (one text given for several labels) teach ``tag`` only: they
+        cannot tell those labels apart, so the classify head leaves them out.
+        """
         t0 = time.perf_counter()
+        X = np.asarray(X, dtype=np.float32)
         labels_with = sorted({i for o in owners for i in o})
         n_per_label = len(owners) / max(len(labels_with), 1)
         heads = cls(n_labels, n_per_label / (n_per_label + prior_k), C)
-        if classify_head and len(labels_with) >= 2:
-            # Multinomial head over the labels that have examples (first owner for multi-label rows).
-            local = {g: j for j, g in enumerate(labels_with)}
-            y = np.array([local[o[0]] for o in owners])
-            heads.head = SoftmaxHead(len(labels_with), C=C).fit(X, y)
-            heads.head_labels = np.array(labels_with)
+        heads.centroid_temperature = prior_temperature
+        single = [r for r, o in enumerate(owners) if len(set(o)) == 1]
+        classes = sorted({owners[r][0] for r in single})
+        if classify_head and len(classes) >= 2:
+            local = {g: j for j, g in enumerate(classes)}
+            Xc = X[single]
+            y = np.array([local[owners[r][0]] for r in single])
+            heads.head_labels = np.array(classes)
+            if prior_logp is not None:
+                heads.select_blend(Xc, y, np.asarray(prior_logp, dtype=np.float64)[single],
+                                   MIN_CV_PER_LABEL if min_cv is None else min_cv)
+            if heads.kind == "lr":
+                heads.head = SoftmaxHead(len(classes), C=C).fit(Xc, y)
+            else:
+                heads.centroids = centroids_of(Xc, y, len(classes))
         heads.fit_seconds = time.perf_counter() - t0
-        heads._pending = (np.asarray(X), [list(o) for o in owners])
+        heads._pending = (X, [list(o) for o in owners])
         return heads
+
+    def select_blend(self, X: np.ndarray, y: np.ndarray, prior_logp: np.ndarray, min_cv: int = MIN_CV_PER_LABEL,
+                     seed: int = 0) -> None:
+        """Choose head kind, weight and temperature by cross-validation inside the examples.
+
+        Every candidate is scored on out-of-fold predictions over all labels (labels without
+        examples compete through their prior, as they will at prediction time).
+        """
+        k = int(y.max()) + 1
+        counts = np.bincount(y, minlength=k)
+        folds = int(min(MAX_FOLDS, counts.min()))
+        if folds < 2 or counts.min() < min_cv:
+            return
+        fold = stratified_folds(y, folds, seed)
+        cols = self.head_labels
+        truth = cols[y]
+        oof = {kind: np.zeros((len(y), k)) for kind in HEAD_KINDS}
+        oof_sims = np.zeros((len(y), k))
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            oof["lr"][te] = SoftmaxHead(k, C=self.C, max_iter=100).fit(X[tr], y[tr]).predict_log_proba(X[te])
+            oof_sims[te] = X[te] @ centroids_of(X[tr], y[tr], k).T
+        self.centroid_temperature = fit_temperature(oof_sims, y)
+        oof["centroid"] = scoring.log_softmax(oof_sims / self.centroid_temperature)
+        rows = np.arange(len(y))
+
+        def score(kind: str, w: float) -> tuple[float, float]:
+            z = blend_logp(prior_logp, oof[kind], cols, w, 1.0)
+            return float((z.argmax(axis=1) == truth).mean()), float(z[rows, truth].mean())
+
+        scored = [(*score(kind, w), kind, w) for kind in HEAD_KINDS for w in BLEND_WEIGHTS]
+        acc, _, kind, w = max(scored)
+        default_acc = score("lr", self.weight)[0]
+        self.selection = {"folds": folds, "oof_accuracy_prior": float((prior_logp.argmax(axis=1) == truth).mean()),
+                          "oof_accuracy_default": default_acc, "oof_accuracy_best": acc}
+        # Fourteen candidates scored on a few dozen rows: the best one wins by luck as often as not.
+        # Leave the default blend (fitted on five datasets' training pools) only for a clear gain:
+        # half a standard error of the accuracy, and at least two examples.
+        n = len(y)
+        if acc - default_acc < max(2.0 / n, 0.5 * np.sqrt(max(default_acc * (1 - default_acc), 0.01) / n)):
+            self.selection.update(kind="default", weight=self.weight)
+            return
+        z = blend_logp(prior_logp, oof[kind], cols, w, 1.0)
+        # Out-of-fold heads saw fewer examples than the final one, so this errs on the cautious side.
+        self.temperature = float(np.clip(fit_temperature(z, truth), 0.25, 4.0))
+        self.kind, self.weight = kind, float(w)
+        self.selection.update(kind=kind, weight=float(w), temperature=self.temperature)
+
+    def head_logp(self, X: np.ndarray) -> np.ndarray:
+        if self.kind == "centroid":
+            return scoring.log_softmax((np.asarray(X, np.float32) @ self.centroids.T).astype(np.float64)
+                                       / self.centroid_temperature)
+        return self.head.predict_log_proba(X)
 
     def fit_tag(self) -> None:
         """One-vs-rest heads, fitted on first use (classify never needs them)."""
@@ -77,16 +195,10 @@ class ExampleHeads:
 
     def classify_logp(self, prior_logp: np.ndarray, X: np.ndarray, few_shot_temperature: float) -> np.ndarray:
         """The prior blended with the head; labels without examples keep their prior mass."""
-        if self.head is None:
+        if self.head is None and self.centroids is None:
             return prior_logp
-        cols = self.head_labels
-        head_logp = self.head.predict_log_proba(X)
-        mass = np.log(np.exp(prior_logp[:, cols]).sum(axis=1, keepdims=True) + 1e-300)
-        full = prior_logp.copy()
-        full[:, cols] = head_logp + mass
-        # A blend of two distributions is flatter than either; one fitted temperature restores it.
-        w = self.weight
-        return scoring.log_softmax(((1 - w) * prior_logp + w * full) / few_shot_temperature)
+        return blend_logp(prior_logp, self.head_logp(X), self.head_labels, self.weight,
+                          self.temperature or few_shot_temperature)
 
     def tag_logits(self, prior_z: np.ndarray, X: np.ndarray) -> np.ndarray:
         self.fit_tag()
@@ -103,15 +215,27 @@ class ExampleHeads:
         out: dict[str, np.ndarray] = {}
         if self.head is not None:
             out.update(head_coef=self.head.coef_, head_intercept=self.head.intercept_, head_labels=self.head_labels)
+        if self.centroids is not None:
+            out.update(head_centroids=self.centroids, head_labels=self.head_labels)
         if self.tag_head is not None:
             out.update(tag_coef=self.tag_head.coef_, tag_intercept=self.tag_head.intercept_, tag_labels=self.tag_labels)
         return out
 
+    def config(self) -> dict[str, Any]:
+        """The scalars ``from_arrays`` needs besides the arrays (saved in the version's config)."""
+        return {"head_weight": self.weight, "head_kind": self.kind, "head_temperature": self.temperature,
+                "head_centroid_temperature": self.centroid_temperature}
+
     @classmethod
-    def from_arrays(cls, n_labels: int, weight: float, arrays: Any) -> ExampleHeads | None:
-        if "head_coef" not in arrays and "tag_coef" not in arrays:
+    def from_arrays(cls, n_labels: int, config: Mapping[str, Any], arrays: Any) -> ExampleHeads | None:
+        if not {"head_coef", "head_centroids", "tag_coef"} & set(arrays):
             return None
-        heads = cls(n_labels, weight, 0.0)
+        heads = cls(n_labels, float(config.get("head_weight", 0.0)), 0.0, str(config.get("head_kind") or "lr"),
+                    config.get("head_temperature"))
+        heads.centroid_temperature = float(config.get("head_centroid_temperature") or 0.05)
+        if "head_centroids" in arrays:
+            heads.centroids = np.asarray(arrays["head_centroids"], dtype=np.float32)
+            heads.head_labels = np.asarray(arrays["head_labels"])
         if "head_coef" in arrays:
             heads.head = SoftmaxHead(len(arrays["head_labels"]))
             heads.head.coef_, heads.head.intercept_ = arrays["head_coef"], arrays["head_intercept"]

@@ -6,7 +6,7 @@ import classer_local as cl
 def test_all_is_sorted_and_exact():
     assert cl.__all__ == sorted(cl.__all__)
     assert set(cl.__all__) == {
-        "Classifier", "ClassifyResult", "Item", "LabelScore", "Priority", "TagResult", "Truncate",
+        "Classifier", "ClassifyResult", "ExampleWarning", "Item", "LabelScore", "Priority", "TagResult", "Truncate",
         "__version__", "classifiers", "classify", "classify_batch", "cohere", "errors", "jobs", "logs",
         "models", "tag", "tag_batch", "usage",
     }

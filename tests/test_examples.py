@@ -1,0 +1,72 @@
+"""Example hygiene (classer_local/examples.py, docs/examples.md): duplicates, one text under
+several labels, labels without examples, long examples, examples in another language.
+Real standard model; no mocks."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import classer_local as cl
+from classer_local.examples import ExampleWarning
+
+SPORT = ["The striker scored twice in the final", "A late goal won the derby", "The team signed a new goalkeeper",
+         "She won the marathon in record time"]
+POLITICS = ["Parliament passed the budget bill", "The senator announced her campaign",
+            "Voters head to the polls on Sunday", "The minister resigned after the scandal"]
+PROBE = ["Who won the match last night?", "The election results are in", "Bake the cake for thirty minutes"]
+
+
+def _quiet(**kw) -> cl.Classifier:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExampleWarning)  # these classifiers must raise none
+        return cl.Classifier(**kw).build()
+
+
+def test_duplicates_count_once():
+    dup = _quiet(labels=["sports", "politics"], examples={"sports": SPORT + SPORT[:2], "politics": POLITICS})
+    clean = _quiet(labels=["sports", "politics"], examples={"sports": SPORT, "politics": POLITICS})
+    assert dup.example_report_.duplicates == 2
+    assert dup.example_report_.per_label == {"sports": 4, "politics": 4}
+    np.testing.assert_allclose(dup.predict_proba(PROBE), clean.predict_proba(PROBE), atol=1e-6)
+
+
+def test_text_under_two_labels_teaches_tag_only_and_warns():
+    both = "The president threw the first pitch at the baseball game"
+    with pytest.warns(ExampleWarning, match="several labels"):
+        clf = cl.Classifier(labels=["sports", "politics"],
+                            examples={"sports": SPORT + [both], "politics": POLITICS + [both]}).build()
+    assert clf.example_report_.conflicts == {both: ["sports", "politics"]}
+    without = _quiet(labels=["sports", "politics"], examples={"sports": SPORT, "politics": POLITICS})
+    # classify: the head never saw the ambiguous text
+    np.testing.assert_allclose(clf.heads_.head.coef_, without.heads_.head.coef_, atol=1e-5)
+    # tag: it is a positive of both labels, so both rise on it
+    with_tag = clf.tag_proba_from_embeddings(clf.embedder.encode([both]))[0]
+    without_tag = without.tag_proba_from_embeddings(without.embedder.encode([both]))[0]
+    assert (with_tag > without_tag).all()
+
+
+def test_label_without_examples_keeps_its_prior():
+    clf = _quiet(labels=["sports", "politics", "cooking"], examples={"sports": SPORT, "politics": POLITICS})
+    assert clf.example_report_.without_examples == ["cooking"]
+    assert clf.predict(PROBE).tolist() == ["sports", "politics", "cooking"]
+    r = clf.classify("Whisk the eggs and sugar, then fold in the flour and bake")
+    assert r.label == "cooking"
+
+
+def test_long_examples_are_windowed_and_counted():
+    long = " ".join(["The goalkeeper saved a penalty in the second half of the cup final."] * 60)
+    clf = _quiet(labels=["sports", "politics"], examples={"sports": SPORT + [long], "politics": POLITICS})
+    assert clf.example_report_.windowed == 1
+    assert clf.classify("A hat-trick for the young forward").label == "sports"
+
+
+def test_foreign_examples_warn_on_an_english_model():
+    german = ["Der Stürmer hat im Finale zweimal getroffen und die Mannschaft gewann den Pokal",
+              "Die Mannschaft hat sich für die nächste Saison einen neuen Torwart aus dem Ausland geholt, und er ist gut"]
+    with pytest.warns(ExampleWarning, match="use-multilingual"):
+        clf = cl.Classifier(labels=["sports", "politics"], examples={"sports": german, "politics": POLITICS}).build()
+    assert clf.example_report_.foreign == {"de": 2}
+    assert clf.example_report_.as_dict()["foreign"] == {"de": 2}
