@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -39,7 +38,8 @@ from . import examples as examples_mod
 from . import prototypes as protos_mod
 from .errors import InvalidRequestError
 from .estimator import EstimatorMixin
-from .heads import ExampleHeads, cross_validated_platt
+from .tuned import TunedEncoderMixin
+from .heads import ExampleHeads, cross_validated_tag
 from .inputs import REMOTE, TRUSTED, InputPolicy, PixelBudget, looks_like_file
 from .options import Priority, Truncate, value
 from .request_ids import new_request_id
@@ -56,7 +56,7 @@ class Item:
     file: Any = None
 
 
-class Classifier(EstimatorMixin):
+class Classifier(EstimatorMixin, TunedEncoderMixin):
     """A set of labels (with optional descriptions and examples) bound to a model.
 
     Prototypes are embedded once per instance (and label texts are cached on disk),
@@ -78,11 +78,11 @@ class Classifier(EstimatorMixin):
         descriptions: Mapping[str, str] | None = None,
         examples: Mapping[str, Sequence[Any]] | None = None,
         text_type: str | None = None,
-        priority: Priority | str = Priority.STANDARD,
+        priority: Priority | str = "standard",
         model: str | None = None,
         image_model: str | None = None,
         device: str = "auto",
-        threshold: float = 0.5,
+        threshold: float | None = None,
         cache: bool = True,
         truncate: Truncate | str | None = None,
         allow_paths: bool = True,
@@ -104,7 +104,8 @@ class Classifier(EstimatorMixin):
         self.spec, self.image_spec = registry.resolve_pair(model, image_model, self.priority)
         self._image_only = bool(model) and self.image_spec.name == model
         self.device = device
-        self.threshold = validation.threshold(threshold)
+        # None: per-label thresholds fitted from the examples (``calibrate``) where there are any, else 0.5.
+        self.threshold = validation.DEFAULT_THRESHOLD if threshold is None else validation.threshold(threshold)
         self.cache = cache
         from .backends._windows import check_truncate
 
@@ -117,18 +118,16 @@ class Classifier(EstimatorMixin):
         self.ref: str | None = None  # "name@vN" when loaded from the store
         self.state_id_: str | None = None  # hash of the fitted arrays, when restored from state
         self.tag_platt_: tuple[float, ...] | None = None
+        self.tag_thresholds_: np.ndarray | None = None  # per label (NaN: none), from calibrate()
+        self._tag_calibrated = False  # calibrate() tried (on first tag use, or restored from state)
         self.heads_: ExampleHeads | None = None
+        self.tuned_: Any = None  # tuning.TunedDelta once tune() ran: the encoder's LoRA delta
+        self.multi_label_ = False  # fitted with an indicator matrix: texts under several labels are expected
 
     # ------------------------------------------------------------------ building
     @property
     def classes_(self) -> np.ndarray:
         return np.array(self.labels, dtype=object)
-
-    @property
-    def embedder(self) -> Any:
-        from .backends import load_text
-
-        return load_text(self.spec, self.device)
 
     def _calib(self, key: str, default: float) -> float:
         return float(self.spec.calibration.get(key, default))
@@ -136,7 +135,7 @@ class Classifier(EstimatorMixin):
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Embed label-side texts (names, descriptions, examples) through the embedding cache."""
         unique = list(dict.fromkeys(texts))
-        found = cache_mod.get_vectors(self.spec.model_id, unique) if self.cache else {}
+        found = cache_mod.get_vectors(self.vector_id, unique) if self.cache else {}
         missing = [t for t in unique if t not in found]
         if missing:
             prefix = self.spec.prompt.get("document_prefix", "")
@@ -144,7 +143,7 @@ class Classifier(EstimatorMixin):
             new = dict(zip(missing, vecs))
             found.update(new)
             if self.cache:
-                cache_mod.put_vectors(self.spec.model_id, new)
+                cache_mod.put_vectors(self.vector_id, new)
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.spec.dim), np.float32)
 
     def label_texts(self, label: str) -> list[tuple[str, float]]:
@@ -159,7 +158,9 @@ class Classifier(EstimatorMixin):
             if self._built:
                 return self
             if not self.labels:
-                raise InvalidRequestError("labels_required", "This classifier has no labels: pass labels or call fit().")
+                from .estimator import not_fitted
+
+                raise not_fitted()
             p = protos_mod.build(self.spec, self.labels, self.descriptions, self.text_type, self.embed_texts)
             self.prototypes_, self.components_, self.component_weights_ = p.vectors, p.components, p.component_weights
             self.heads_ = self._fit_heads(*self.text_examples())
@@ -175,7 +176,7 @@ class Classifier(EstimatorMixin):
         if not texts:
             return None
         examples_mod.inspect(self.example_report_, texts, self.embedder, self.spec.name,
-                             bool(self.spec.options.get("multilingual")))
+                             bool(self.spec.options.get("multilingual")), warn_conflicts=not self.multi_label_)
         X = self.embed_texts(texts)
         self.example_vectors_ = X
         return self._heads_from(X, owners, classify_head)
@@ -226,6 +227,10 @@ class Classifier(EstimatorMixin):
     def _tag_logits(self, X: np.ndarray, sims: np.ndarray) -> np.ndarray:
         z = self._tag_prior_logits(sims)
         if self.heads_ is not None:
+            if not self._tag_calibrated:
+                with self._lock:
+                    if not self._tag_calibrated:
+                        self.calibrate()
             z = self.heads_.tag_logits(z, X)
             if self.tag_platt_ is not None:
                 a, b = self.tag_platt_
@@ -237,7 +242,7 @@ class Classifier(EstimatorMixin):
     def encoder_key(self) -> tuple[str, str, str | None]:
         """What a text's vector depends on (model, device, truncation) but not the labels: requests
         with equal keys can share one encode (the server batches across label sets with it)."""
-        return (self.spec.model_id, self.device, self.truncate)
+        return (self.vector_id, self.device, self.truncate)
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         """Input-side vectors and token counts of plain texts (what ``run(encoded=...)`` takes)."""
@@ -384,7 +389,7 @@ class Classifier(EstimatorMixin):
             probs = scoring.sigmoid(self._fused_tag(X, sims, vis))
             rounded = scoring.round_scores(probs).tolist()
             order = np.argsort(-probs, axis=1, kind="stable")
-            above = probs >= thr
+            above = probs >= (self.label_thresholds() if threshold is None else thr)
         ms = round((time.perf_counter() - t0) * 1000 / max(n, 1), 3)
         results: list[ClassifyResult | TagResult] = []
         for i in range(n):
@@ -460,10 +465,14 @@ class Classifier(EstimatorMixin):
         """Fit tag calibration for these labels from the examples by cross-validation.
 
         Out-of-fold tag logits of every example against every label are Platt-scaled, so
-        ``tag`` confidences are calibrated for this classifier's own labels. Needs at least
+        ``tag`` confidences are calibrated for this classifier's own labels, and each label with
+        at least 5 examples gets the threshold that maximised its out-of-fold F1 (used by ``tag``
+        when neither the call nor the constructor gives a threshold). Needs at least
         ``min_per_label`` text examples for every label; returns whether it calibrated.
+        Runs by itself on the first ``tag`` of a classifier with examples.
         """
         self.build()
+        self._tag_calibrated = True
         texts, owners = self.text_examples()
         counts = np.zeros(len(self.labels), dtype=int)
         for owner in owners:
@@ -472,60 +481,42 @@ class Classifier(EstimatorMixin):
             return False
         X = self.example_vectors_
         prior_z = self._tag_prior_logits(scoring.cosine(X, self.prototypes_))
-        self.tag_platt_ = cross_validated_platt(
+        self.tag_platt_, thresholds = cross_validated_tag(
             X, owners, len(self.labels), prior_z,
             lambda Xf, of: self._heads_from(Xf, of, classify_head=False), folds)
+        self.tag_thresholds_ = thresholds if np.isfinite(thresholds).any() else None
         return True
 
+    def label_thresholds(self) -> np.ndarray:
+        """The tag threshold of every label when a call gives none: the constructor's
+        ``threshold`` if it was given, else each label's fitted one (``calibrate``), else 0.5."""
+        out = np.full(len(self.labels), self.threshold)
+        if self._params["threshold"] is None and self.tag_thresholds_ is not None:
+            fitted = np.asarray(self.tag_thresholds_, dtype=float)
+            out = np.where(np.isfinite(fitted), fitted, out)
+        return out
+
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The fitted classifier as (JSON-able config, arrays): what ``store`` saves."""
-        self.build()
-        config = {
-            "labels": self.labels, "descriptions": self.descriptions, "text_type": self.text_type,
-            "model": self.spec.name, "priority": self.priority, "threshold": self.threshold,
-            "truncate": self.truncate, **(self.heads_.config() if self.heads_ is not None else {}),
-            "tag_platt": list(self.tag_platt_) if self.tag_platt_ else None,
-            "visual_examples": {k: [x for x in v if not isinstance(x, str) or looks_like_file(x, self.policy_)]
-                                for k, v in self.examples.items()},
-        }
-        if self.image_model:
-            config["image_model"] = self.image_model
-        arrays = {"prototypes": self.prototypes_, "components": self.components_,
-                  "component_weights": self.component_weights_}
-        if self.heads_ is not None:
-            arrays.update(self.heads_.arrays())
-        return config, arrays
+        """The fitted classifier as (JSON-able config, arrays): what ``store`` saves (``snapshot``)."""
+        from . import snapshot
+
+        return snapshot.get_state(self)
 
     @classmethod
     def from_state(cls, config: dict[str, Any], arrays: Mapping[str, np.ndarray], device: str = "auto",
                    ref: str | None = None, allow_paths: bool = True) -> Classifier:
         """Rebuild a fitted classifier from ``get_state`` output, with no re-encoding."""
-        clf = cls(config["labels"], descriptions=config.get("descriptions"), text_type=config.get("text_type"),
-                  model=config["model"], image_model=config.get("image_model"),
-                  priority=config.get("priority", "standard"), device=device,
-                  threshold=config.get("threshold", 0.5), truncate=config.get("truncate"), allow_paths=allow_paths)
-        clf.examples = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
-        clf.ref = ref
-        digest = hashlib.sha256(cache_mod.canonical(config).encode())
-        for name in sorted(arrays):
-            digest.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
-        clf.state_id_ = "state:" + digest.hexdigest()
-        clf.prototypes_ = np.asarray(arrays["prototypes"], dtype=np.float32)
-        clf.components_ = np.asarray(arrays.get("components", clf.prototypes_), dtype=np.float32)
-        clf.component_weights_ = np.asarray(
-            arrays.get("component_weights", np.eye(len(clf.labels), dtype=np.float32)), dtype=np.float32)
-        clf.heads_ = ExampleHeads.from_arrays(len(clf.labels), config, arrays)
-        platt = config.get("tag_platt")
-        clf.tag_platt_ = (float(platt[0]), float(platt[1])) if platt else None
-        clf._built = True
-        return clf
+        from . import snapshot
+
+        return snapshot.from_state(cls, config, arrays, device=device, ref=ref, allow_paths=allow_paths)
 
     # ------------------------------------------------------------------ scikit-learn verbs
-    def fit(self, X: Sequence[str], y: Any) -> Classifier:
+    def fit(self, X: Sequence[str], y: Any, tune: bool = False, tune_settings: Any = None) -> Classifier:
         """Use ``X`` as examples of labels ``y``; returns ``self``.
 
         ``y`` is one label per row (labels not yet known are added), or a binary indicator matrix
         (``MultiLabelBinarizer`` style) whose columns are this classifier's ``labels``.
+        ``tune=True`` also fine-tunes the encoder on them (``tune``; seconds to minutes on a CPU).
         """
         X = list(X)
         if len(X) != len(y):
@@ -533,6 +524,7 @@ class Classifier(EstimatorMixin):
                                       {"X": len(X), "y": len(y)})
         examples: dict[str, list[Any]] = {}
         Y = np.asarray(y, dtype=object)
+        self.multi_label_ = Y.ndim == 2
         if Y.ndim == 2:
             if Y.shape[1] != len(self.labels):
                 raise InvalidRequestError(
@@ -549,9 +541,10 @@ class Classifier(EstimatorMixin):
         self.examples = validation.examples(examples, self.labels)
         self._built = False
         self._visual = None
-        self.tag_platt_ = None
+        self.tag_platt_ = self.tag_thresholds_ = self.tuned_ = None
+        self._tag_calibrated = False
         self.build()
-        return self
+        return self.tune(tune_settings) if tune else self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """(n, n_labels) probabilities, columns in ``classes_`` order."""

@@ -15,6 +15,22 @@ import numpy as np
 from .errors import InvalidRequestError
 
 
+_NOT_FITTED: type | None = None
+
+
+def not_fitted() -> InvalidRequestError:
+    """``labels_required``: an ``InvalidRequestError`` that is also scikit-learn's ``NotFittedError``."""
+    global _NOT_FITTED
+    if _NOT_FITTED is None:
+        from sklearn.exceptions import NotFittedError
+
+        class ClassifierNotFittedError(InvalidRequestError, NotFittedError):
+            """No labels yet: pass labels or call fit()."""
+
+        _NOT_FITTED = ClassifierNotFittedError
+    return _NOT_FITTED("labels_required", "This classifier has no labels: pass labels or call fit().")
+
+
 class EstimatorMixin:
     """Mixed into ``Classifier``; expects ``self._params`` (the constructor's arguments)."""
 
@@ -33,6 +49,10 @@ class EstimatorMixin:
                                       {"unknown": unknown})
         self.__init__(**{**self._params, **params})  # type: ignore[misc]
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Labels make a classifier usable (zero-shot) even before ``fit``."""
+        return bool(getattr(self, "labels", None))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

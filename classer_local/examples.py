@@ -90,8 +90,13 @@ def collect(examples: Mapping[str, Sequence[Any]], labels: Sequence[str],
     return list(owners), list(owners.values()), rep
 
 
-def inspect(rep: ExampleReport, texts: Sequence[str], embedder: Any, model: str, multilingual: bool) -> ExampleReport:
-    """Add the window and language checks (they need the model's tokenizer), then warn."""
+def inspect(rep: ExampleReport, texts: Sequence[str], embedder: Any, model: str, multilingual: bool,
+            warn_conflicts: bool = True) -> ExampleReport:
+    """Add the window and language checks (they need the model's tokenizer), then warn.
+
+    ``warn_conflicts=False``: the examples came as a multi-label indicator matrix, where texts
+    under several labels are the point, not a slip.
+    """
     from . import language
 
     window = getattr(embedder, "max_tokens", 0)
@@ -101,7 +106,7 @@ def inspect(rep: ExampleReport, texts: Sequence[str], embedder: Any, model: str,
         lang = language.detect(t)
         if lang != "en":
             rep.foreign[lang] = rep.foreign.get(lang, 0) + 1
-    if rep.conflicts:
+    if rep.conflicts and warn_conflicts:
         shown = "; ".join(f"{t[:40]!r} -> {ls}" for t, ls in list(rep.conflicts.items())[:3])
         warnings.warn(f"{len(rep.conflicts)} example text(s) are listed under several labels ({shown}): "
                       "they count for tag, and classify leaves them out.", ExampleWarning, stacklevel=4)

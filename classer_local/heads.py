@@ -247,12 +247,19 @@ class ExampleHeads:
         return heads
 
 
-def cross_validated_platt(X: np.ndarray, owners: Sequence[Sequence[int]], n_labels: int,
-                          prior_z: np.ndarray, fit_heads: Callable[[np.ndarray, list[list[int]]], ExampleHeads],
-                          folds: int = 4) -> tuple[float, float]:
-    """Platt-scale out-of-fold tag logits of every example against every label.
+MIN_POSITIVES_FOR_THRESHOLD = 5
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
-    ``prior_z`` is each example's prior tag logits; ``fit_heads`` fits heads on a fold's rows.
+
+def cross_validated_tag(X: np.ndarray, owners: Sequence[Sequence[int]], n_labels: int, prior_z: np.ndarray,
+                        fit_heads: Callable[[np.ndarray, list[list[int]]], ExampleHeads], folds: int = 4,
+                        min_positives: int = MIN_POSITIVES_FOR_THRESHOLD) -> tuple[tuple[float, float], np.ndarray]:
+    """Tag calibration from out-of-fold logits of every example against every label.
+
+    Returns the Platt scaling ``(a, b)`` of those logits, and per label the threshold that
+    maximises the out-of-fold F1 of the calibrated confidences (NaN for labels with fewer than
+    ``min_positives`` examples: they keep the classifier's threshold). ``prior_z`` is each
+    example's prior tag logits; ``fit_heads`` fits heads on a fold's rows.
     """
     Y = np.zeros((len(owners), n_labels))
     for r, o in enumerate(owners):
@@ -264,5 +271,32 @@ def cross_validated_platt(X: np.ndarray, owners: Sequence[Sequence[int]], n_labe
         test = fold == f
         heads = fit_heads(X[train], [list(owners[r]) for r in train])
         logits[test] = heads.tag_logits(prior_z[test], X[test])
-    a, b = fit_platt(logits.ravel(), Y.ravel())
-    return float(a), float(b)
+    # Platt's smoothed targets: with a few dozen examples the logits are often separable, and
+    # 0/1 targets would send the slope (and the confidences) to the extremes.
+    pos = Y.sum()
+    targets = np.where(Y > 0, (pos + 1) / (pos + 2), 1 / (Y.size - pos + 2))
+    a, b = fit_platt(logits.ravel(), targets.ravel())
+    return (float(a), float(b)), f1_thresholds(scoring.sigmoid(a * logits + b), Y, min_positives)
+
+
+def f1_thresholds(P: np.ndarray, Y: np.ndarray, min_positives: int = MIN_POSITIVES_FOR_THRESHOLD) -> np.ndarray:
+    """Per label (column), the grid threshold with the best F1 of ``P >= t`` against ``Y``;
+    ties go to the threshold nearest 0.5, and labels with too few positives get NaN.
+
+    Example:
+        >>> P = np.array([[0.9], [0.35], [0.3], [0.1], [0.32], [0.31]]); Y = np.array([[1], [1], [1], [0], [1], [1]])
+        >>> float(f1_thresholds(P, Y)[0])
+        0.3
+    """
+    out = np.full(P.shape[1], np.nan)
+    grid = THRESHOLD_GRID
+    for j in range(P.shape[1]):
+        pos = Y[:, j] > 0
+        if pos.sum() < min_positives:
+            continue
+        pred = P[:, j][:, None] >= grid[None, :]
+        tp = (pred & pos[:, None]).sum(axis=0)
+        f1 = 2 * tp / np.maximum(pred.sum(axis=0) + pos.sum(), 1)
+        best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+        out[j] = grid[best[np.argmin(np.abs(grid[best] - 0.5))]]
+    return out

@@ -26,12 +26,15 @@ def request_key(clf: Classifier, item: Item, op: str, threshold: float | None = 
     payload = {
         "op": op,
         "model": clf.spec.scoring_id,
+        "vectors": clf.vector_id,  # differs once the encoder is tuned
         "labels": sorted(clf.labels),
         "descriptions": clf.descriptions,
         "examples": clf.ref or clf.state_id_ or examples_digest(clf),
         "text_type": clf.text_type,
         "truncate": clf.truncate,
         "tag_platt": clf.tag_platt_,
+        "tag_thresholds": None if clf.tag_thresholds_ is None else [
+            round(float(t), 4) if t == t else None for t in clf.tag_thresholds_],
         "threshold": (clf.threshold if threshold is None else threshold) if op == "tag" else None,
         "text": item.text,
         "image": fingerprint(item.image, clf.policy_),

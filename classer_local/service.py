@@ -52,9 +52,7 @@ def _begin(clf: Classifier, items: Sequence[Item], op: str, threshold: Any) -> f
     thr = None if threshold is None else validation.threshold(threshold)
     for i, it in enumerate(items):
         check_item(it, i if len(items) > 1 else None, clf.policy_)
-    if op == "tag" and thr is None:
-        thr = clf.threshold
-    return thr
+    return thr  # None for tag: the classifier's own (its constructor's, or each label's fitted one)
 
 
 def _finish(clf: Classifier, out: list[Any], keys: list[Any], t0: float, endpoint: str,

@@ -192,13 +192,16 @@ def create(
     text_type: str | None = None,
     model: str | None = None,
     priority: Priority | str = Priority.STANDARD,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     truncate: Truncate | str | None = None,
     calibrate: bool = True,
     device: str = "auto",
     owner: str | None = None,
     shared: bool = False,
     allow_paths: bool = True,
+    tune: bool = False,
+    tune_settings: Any = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Fit a classifier and save it as the next version of ``name``; returns its info.
 
@@ -208,7 +211,9 @@ def create(
 
     ``model`` is a tier (``"standard"``/``"fast"``) or a model name from models.toml.
     With at least 4 text examples for every label, tag confidences are calibrated for
-    these labels by cross-validation (``calibrate=False`` skips it).
+    these labels by cross-validation (``calibrate=False`` skips it). ``tune=True`` fine-tunes the
+    encoder on the text examples first (``Classifier.tune``); the version then stores the LoRA
+    delta (a few hundred KB), not a model.
 
     Example:
         >>> info = create("tickets", labels=["billing", "technical"],
@@ -226,6 +231,8 @@ def create(
     clf = Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
                      priority=priority, model=model, device=device, threshold=threshold, truncate=truncate,
                      **extra)
+    if tune:
+        clf.tune(tune_settings, progress=progress)
     calibrated = bool(calibrate and clf.examples and clf.calibrate())
     state, arrays = clf.get_state()
     spec = clf.spec
@@ -244,6 +251,9 @@ def create(
         "counts": {"labels": len(clf.labels), "examples": sum(per_label.values()),
                    "examples_per_label": per_label, "descriptions": len(clf.descriptions)},
         "calibrated": calibrated,
+        "tuned": None if clf.tuned_ is None else {
+            "steps": clf.tuned_.steps, "seconds": round(clf.tuned_.seconds, 2), "delta_bytes": clf.tuned_.nbytes,
+            "first_loss": round(clf.tuned_.first_loss, 4), "final_loss": round(clf.tuned_.final_loss, 4)},
         "owner": owner,
         "shared": bool(shared),
         "config": state,
@@ -322,7 +332,9 @@ def _info(manifest: dict[str, Any], versions: builtins.list[int]) -> dict[str, A
         "n_examples": counts.get("examples", 0),
         "examples_per_label": counts.get("examples_per_label", {}),
         "calibrated": manifest["calibrated"],
-        "threshold": cfg.get("threshold", 0.5),
+        "tuned": manifest.get("tuned"),
+        "threshold": cfg.get("threshold"),  # None: per-label thresholds where fitted, else 0.5
+        "tag_thresholds": dict(zip(manifest["labels"], cfg["tag_thresholds"])) if cfg.get("tag_thresholds") else None,
         "versions": versions,
         "owner": manifest.get("owner"),
         "shared": bool(manifest.get("shared", False)),
@@ -396,6 +408,34 @@ def delete(ref: str) -> dict[str, Any]:
         for key in [k for k in _loaded if k[0] == root and k[1] == name and k[2] in targets]:
             del _loaded[key]
     return {"deleted": [f"{name}@v{v}" for v in targets]}
+
+
+def tune(ref: str, *, tune_settings: Any = None, progress: bool = False, device: str = "auto",
+         owner: str | None = None) -> dict[str, Any]:
+    """Fine-tune the encoder of saved classifier ``ref`` on its text examples and save the
+    result as the next version of its name (same labels, descriptions, options, sharing).
+
+    Example:
+        >>> tune("tickets")["ref"]   # doctest: +SKIP
+        'tickets@v2'
+    """
+    name, version, vdir = _resolve(ref)
+    manifest = _read_manifest(f"{name}@v{version}", vdir)
+    cfg = manifest["config"]
+    examples: dict[str, builtins.list[Any]] = {}
+    for source in (cfg.get("text_examples") or {}, cfg.get("visual_examples") or {}):
+        for label, items in source.items():
+            examples.setdefault(label, []).extend(items)
+    if not any(cfg.get("text_examples", {}).values()):
+        raise InvalidRequestError(
+            "tuning_examples_empty", f"{name}@v{version} has no saved text examples to tune on "
+            "(versions saved before examples were kept need re-creating with their examples).",
+            {"ref": f"{name}@v{version}"})
+    return create(name, cfg["labels"], descriptions=cfg.get("descriptions"), examples=examples,
+                  text_type=cfg.get("text_type"), model=cfg.get("model"), threshold=cfg.get("threshold"),
+                  truncate=cfg.get("truncate"), calibrate=bool(manifest.get("calibrated", True)), device=device,
+                  owner=manifest.get("owner") if owner is None else owner, shared=bool(manifest.get("shared")),
+                  tune=True, tune_settings=tune_settings, progress=progress)
 
 
 def load(ref: str, device: str = "auto", allow_paths: bool = True) -> Classifier:

@@ -24,10 +24,14 @@ as the SentenceTransformer does it (its own modules are called). A private gener
 by ``TuneSettings.seed`` draws A and the batch order, so a run is reproducible on CPU for a
 fixed seed (and thread count) without touching torch's global random state.
 
-Figures (2 busy CPU cores, all-MiniLM-L6-v2): 8 TREC questions x 6 labels with the label
-names as label texts, default settings (60 steps of 16): about 18 s (0.25-0.3 s per step),
-loss 2.84 -> 0.41. The steps cap (``max_steps``) bounds the time for large example sets;
-``max_seconds`` bounds it by the clock.
+Figures (2 busy CPU cores, all-MiniLM-L6-v2, default settings): 8 TREC questions x 6 labels,
+label names as label texts: 60 steps of 16 in 16 s (about 0.26 s a step), loss 4.68 -> 2.52
+(SupCon keeps it above 0), delta 147,456 bytes. On the 500 TREC test questions, nearest
+example-centroid accuracy went 0.47 -> 0.85 and nearest label-name accuracy 0.49 -> 0.83
+(minilm-l6-labelmatch: 0.48 -> 0.89 centroid); 8 x 6 emotion tweets: 0.38 -> 0.51 centroid
+(33 s, longer texts). 40 epochs gained 0.01 for twice the time, 10 epochs lost 0.23, also
+adapting the "dense" layers lost 0.04. ``max_steps`` bounds the time on large example sets,
+``max_seconds`` by the clock.
 
 Example:
     >>> from classer_local import registry
@@ -43,6 +47,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -71,7 +76,7 @@ class TuningCancelled(ConflictError):
 
 @dataclass
 class TuneSettings:
-    """How ``tune`` trains. The defaults took about 18 s for 8 examples x 6 labels on 2 busy CPU cores.
+    """How ``tune`` trains. The defaults took 16 s for 8 examples x 6 labels on 2 busy CPU cores.
 
     ``epochs`` passes over the examples (each example is seen ``epochs`` times, 20 by default:
     SetFit-like few-shot training needs 10-20), capped at ``max_steps`` steps of ``batch_size``
@@ -197,15 +202,17 @@ class TunedDelta:
 def _check_tensors(delta: TunedDelta) -> None:
     layers = delta.layers
     if not layers or delta.rank < 1:
-        raise InvalidRequestError("tuned_delta_invalid", "Tuned delta holds no adapters.", {"rank": delta.rank})
+        raise InvalidRequestError("tuned_delta_invalid", "Tuned delta holds no adapters.",
+                                  {"rank": delta.rank})
     for layer in layers:
         a, b = delta.tensors.get(f"{layer}.lora_A"), delta.tensors.get(f"{layer}.lora_B")
-        if a is None or b is None or a.ndim != 2 or b.ndim != 2 or a.shape[0] != delta.rank \
-                or b.shape[1] != delta.rank:
+        sa = tuple(a.shape) if a is not None else ()
+        sb = tuple(b.shape) if b is not None else ()
+        if len(sa) != 2 or len(sb) != 2 or sa[0] != delta.rank or sb[1] != delta.rank:
             raise InvalidRequestError(
-                "tuned_delta_invalid", f"Tuned delta layer {layer!r} needs lora_A (rank x in) and lora_B (out x rank).",
-                {"layer": layer, "rank": delta.rank,
-                 "lora_A": None if a is None else list(a.shape), "lora_B": None if b is None else list(b.shape)})
+                "tuned_delta_invalid",
+                f"Tuned delta layer {layer!r} needs lora_A (rank x in) and lora_B (out x rank).",
+                {"layer": layer, "rank": delta.rank, "lora_A": list(sa), "lora_B": list(sb)})
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -220,9 +227,10 @@ def _check_embedder(embedder: Any) -> Any:
         bert = None
     if bert is None or getattr(embedder, "tokenizer", None) is None:
         spec = getattr(embedder, "spec", None)
+        name = getattr(spec, "name", type(embedder).__name__)
         raise InvalidRequestError(
             "tuning_unsupported",
-            f"Fine-tuning needs a sentence-transformers model; {getattr(spec, 'name', type(embedder).__name__)!r} "
+            f"Fine-tuning needs a sentence-transformers model; {name!r} "
             f"uses backend {getattr(spec, 'backend', '?')!r}.",
             {"model": getattr(spec, "name", None), "backend": getattr(spec, "backend", None)})
     return bert
@@ -293,8 +301,8 @@ def apply(embedder: Any, delta: TunedDelta) -> Any:
             if weight is None or tuple(weight.shape) != (b.shape[0], a.shape[1]):
                 raise InvalidRequestError(
                     "tuned_model_mismatch", f"The tuned delta's layer {name!r} does not fit the model.",
-                    {"layer": name, "model": spec_id,
-                     "weight": None if weight is None else list(weight.shape), "delta": [b.shape[0], a.shape[1]]})
+                    {"layer": name, "model": spec_id, "delta": [b.shape[0], a.shape[1]],
+                     "weight": None if weight is None else list(weight.shape)})
             merged = weight.detach().float() + (b.to(weight.device) @ a.to(weight.device)) * delta.scale
             replace[id(weight)] = torch.nn.Parameter(merged.to(weight.dtype), requires_grad=False)
     model = _memo_copy(embedder.model, replace)
@@ -318,7 +326,8 @@ def _check_inputs(texts: Sequence[str], owners: Sequence[Sequence[int]], label_t
             {"texts": len(texts), "owners": len(owners)})
     n_labels = len(label_texts)
     if n_labels < 2:
-        raise InvalidRequestError("tuning_labels_too_few", "Tuning needs at least two labels.", {"labels": n_labels})
+        raise InvalidRequestError("tuning_labels_too_few", "Tuning needs at least two labels.",
+                                  {"labels": n_labels})
     empty = [j for j, lt in enumerate(label_texts) if not lt or not all(isinstance(t, str) for t in lt)]
     if empty:
         raise InvalidRequestError("tuning_label_texts_empty", "Every label needs at least one label text.",
@@ -365,7 +374,7 @@ def _loss(z: Any, label_vecs: Any, member: Any, target: Any, tau: float) -> Any:
     """Label-matching cross-entropy plus SupCon for a batch: ``member`` (rows x labels, bool) marks
     each row's true labels, ``target`` its first."""
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     logits = z @ label_vecs.T / tau
     others = member.clone()
@@ -385,7 +394,7 @@ class _Encoder:
 
     def __call__(self, ids: Sequence[Sequence[int]]) -> Any:
         import torch
-        import torch.nn.functional as F  # noqa: N812
+        import torch.nn.functional as F
 
         width = max(len(r) for r in ids)
         arr = np.full((len(ids), width), self.pad, dtype=np.int64)
@@ -410,12 +419,22 @@ def tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
     before every step (``TuningCancelled``); ``device`` defaults to ``embedder.device``.
     """
     import torch
+
+    # gradients on, and tensors made here normal ones, even where the caller runs under no_grad/inference_mode
+    with torch.inference_mode(False), torch.enable_grad():
+        return _tune(embedder, texts, owners, label_texts, settings, progress, cancel, device)
+
+
+def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
+          label_texts: Sequence[Sequence[str]], settings: TuneSettings | None, progress: bool,
+          cancel: threading.Event | None, device: str | None) -> TunedDelta:
+    import torch
     from tqdm.auto import tqdm
 
     from . import threads
 
-    s = settings or TuneSettings()
-    s.targets = tuple(s.targets)
+    s = dataclasses.replace(settings or TuneSettings())  # a copy: the caller's settings are not changed
+    s.targets = (s.targets,) if isinstance(s.targets, str) else tuple(s.targets)
     rows = _check_inputs(texts, owners, label_texts, s)
     bert = _check_embedder(embedder)
     _target_layers(bert, s.targets)  # refuse unknown targets before any work
@@ -475,8 +494,8 @@ def tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
     work = int(3 * tokens) if dev == "cpu" else 0  # forward and backward: about three forwards' work
 
     steps = 0
-    with threads.for_work(work), tqdm(total=total, desc="tuning encoder", unit="step", leave=False,
-                                      disable=not progress) as bar:
+    bar = tqdm(total=total, desc="tuning encoder", unit="step", leave=False, disable=not progress)
+    with threads.for_work(work), bar:
         with torch.no_grad():
             first = float(_eval_loss(batch_loss, eval_idx, s.batch_size))
         batches: list[np.ndarray] = []
@@ -526,4 +545,5 @@ def _lora_hook(a: Any, b: Any, scale: float) -> Any:
 
 def _check_cancel(cancel: threading.Event | None, steps: int) -> None:
     if cancel is not None and cancel.is_set():
-        raise TuningCancelled("tuning_cancelled", f"Tuning was cancelled after {steps} steps.", {"steps": steps})
+        raise TuningCancelled("tuning_cancelled", f"Tuning was cancelled after {steps} steps.",
+                              {"steps": steps})

@@ -64,3 +64,34 @@ def test_multilabel_indicator_fit() -> None:
     with pytest.raises(InvalidRequestError) as e:
         cl.Classifier(["a", "b"], priority="fast").fit(texts, Y)
     assert e.value.code == "fit_labels_mismatch"
+
+
+# scikit-learn's common checks. check_estimator itself runs only check_estimator_cloneable for an
+# estimator whose input tag is text (string, not two_d_array), so the checks that can take text or
+# no data at all are run one by one here. Not run, with the reason:
+# - check_dict_unchanged, check_classifiers_classes, check_fit_idempotent and every other check that
+#   fits on generated numeric 2-D arrays: the input is text (each row must be a string);
+# - check_no_attributes_set_in_init, check_do_not_raise_errors_in_init_or_set_params: a deliberate
+#   deviation: labels, descriptions, examples and the model are validated (and the model spec
+#   resolved) at construction, so a bad label set fails where it is written with the API's typed
+#   error, and a zero-shot classifier is usable without fit;
+# - check_dont_overwrite_parameters: fit adds the labels found in y to ``labels`` and stores the
+#   examples in ``examples`` (documented in ``Classifier.fit``); get_params still returns the
+#   constructor's arguments, so clone and grid search see the original parameters.
+APPLICABLE_CHECKS = [
+    "check_estimator_cloneable", "check_parameters_default_constructible", "check_get_params_invariance",
+    "check_set_params", "check_estimator_repr", "check_valid_tag_types", "check_estimator_tags_renamed",
+    "check_mixin_order", "check_positive_only_tag_during_fit", "check_n_features_in_after_fitting",
+    "check_estimators_unfitted", "check_fit_check_is_fitted", "check_estimators_overwrite_params",
+]
+
+
+@pytest.mark.parametrize("check", APPLICABLE_CHECKS)
+def test_sklearn_common_checks_that_apply_to_text(check: str) -> None:
+    import warnings
+
+    import sklearn.utils.estimator_checks as ec
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(ec, check)("Classifier", cl.Classifier(priority="fast"))

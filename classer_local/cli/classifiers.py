@@ -54,8 +54,15 @@ def register(sub: Subparsers) -> None:
     cc.add_argument("--threshold", type=float)
     cc.add_argument("--truncate", choices=TRUNCATES)
     cc.add_argument("--no-calibrate", action="store_true")
+    cc.add_argument("--tune", action="store_true", help="fine-tune the encoder on the examples (a LoRA delta; minutes)")
+    _tune_flags(cc)
     add_json(cc)
     cc.set_defaults(func=run_create)
+    ct = csub.add_parser("tune", help="fine-tune a saved classifier's encoder on its examples -> the next version")
+    ct.add_argument("ref")
+    _tune_flags(ct)
+    add_json(ct)
+    ct.set_defaults(func=run_tune)
     cl_ = csub.add_parser("list", help="saved classifiers (latest versions; with NAME, all its versions)")
     cl_.add_argument("name", nargs="?")
     add_json(cl_)
@@ -65,6 +72,30 @@ def register(sub: Subparsers) -> None:
         cp.add_argument("ref")
         add_json(cp)
         cp.set_defaults(func=func)
+
+
+def _tune_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-steps", type=int, help="cap on tuning steps (default 150)")
+    p.add_argument("--max-seconds", type=float, help="stop tuning after this many seconds")
+    p.add_argument("--seed", type=int, help="tuning seed (default 0)")
+
+
+def _tune_settings(args: argparse.Namespace) -> Any:
+    from classer_local.tuning import TuneSettings
+
+    given = {k: getattr(args, k) for k in ("max_steps", "max_seconds", "seed") if getattr(args, k, None) is not None}
+    return TuneSettings(**given)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """Ctrl-C cancels (the saved versions are untouched)."""
+    from classer_local import store
+
+    info = store.tune(args.ref, tune_settings=_tune_settings(args), progress=not args.json)
+    t = info["tuned"]
+    emit(args, info, f"created {info['ref']}: tuned {t['steps']} steps in {t['seconds']:.1f} s, "
+                     f"loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}, delta {t['delta_bytes'] / 1024:.0f} KiB")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -121,6 +152,8 @@ def run_create(args: argparse.Namespace) -> int:
             spec[flag] = value
     if args.no_calibrate:
         spec["calibrate"] = False
+    if args.tune:
+        spec.update(tune=True, tune_settings=_tune_settings(args), progress=not args.json)
     info = store.create(args.name, spec.pop("labels", None), **spec)
     emit(
         args,

@@ -97,7 +97,8 @@ class ClassifierCreateRequest(_Body):
     text_type: str | None = None
     model: str | None = None
     priority: Priority | None = None
-    threshold: float = Field(0.5, ge=0, le=1, allow_inf_nan=False)
+    threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False,
+                                    description="None: per-label thresholds fitted from the examples, else 0.5.")
     truncate: Truncate | None = None
     calibrate: bool = True
     shared: bool = Field(False, description="Readable (not deletable) by every key of this server.")

@@ -1,0 +1,101 @@
+"""Opt-in tuning (``Classifier.fit(X, y, tune=True)``) against frozen classer_local and SetFit.
+
+    python benchmarks/tune.py --data ../shared/evaldata [--sets trec,sst2] [--shots 8] [--seeds 1]
+        [--no-setfit] [--eval-max 1000]
+
+Same N-shot rows for every method (``common.sample_few_shot``, seeds 0..k-1), names +
+descriptions from benchmarks/descriptions.json as in the accuracy benchmarks. Reports accuracy,
+the tuning / training time, the delta size, and writes ``benchmarks/results/tune.json``.
+SetFit runs its own protocol (1 epoch, 20 pair iterations, batch 16) on the packaged MiniLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import display_labels  # noqa: E402
+from common import DEFAULT_DATA, REPO, TEXT_SETS, Timer, descriptions, load_set, machine, sample_few_shot  # noqa: E402
+from peers import setfit_run, top1  # noqa: E402
+
+import classer_local as cl  # noqa: E402
+
+
+def run_set(data: Path, name: str, shots: int, seeds: int, setfit: bool, eval_max: int | None) -> dict[str, Any]:
+    desc = descriptions().get(name, {})
+    ds = load_set(data, name)
+    labels = ds["labels"]
+    shown = display_labels(name, labels, desc)
+    to_shown = dict(zip(labels, shown))
+    rows = ds["eval"]
+    if eval_max and len(rows) > eval_max:
+        rows = random.Random(0).sample(rows, eval_max)
+    texts, y = [r["text"] for r in rows], [r["label"] for r in rows]
+    descs = {to_shown[k]: v for k, v in desc.get("descriptions", {}).items()}
+    runs: dict[str, list[dict[str, float]]] = {"frozen": [], "tuned": [], "setfit": []}
+    for seed in range(seeds):
+        Xs, ys = sample_few_shot(ds["pool"], labels, shots, seed)
+        yshown = [to_shown[v] for v in ys]
+        for key, tune in (("frozen", False), ("tuned", True)):
+            clf = cl.Classifier(shown, descriptions=descs, text_type=desc.get("text_type"))
+            with Timer() as t:
+                clf.fit(Xs, yshown, tune=tune)
+            proba = clf.proba_from_embeddings(clf.embedder.encode(texts))
+            acc = float(top1(proba, labels, y)[2].mean())
+            row = {"acc": acc, "fit_s": t.seconds}
+            if tune:
+                row.update(steps=clf.tuned_.steps, delta_bytes=clf.tuned_.nbytes, tune_s=clf.tuned_.seconds)
+            runs[key].append(row)
+            print(f"{name:10s} seed {seed} {key:6s} acc {acc:.3f} fit {t.seconds:.1f} s", flush=True)
+        if setfit:
+            r = setfit_run(Xs, ys, texts, seed=seed)
+            acc = float(top1(r["proba"], r["classes"], y)[2].mean())
+            runs["setfit"].append({"acc": acc, "fit_s": r["fit_s"], "steps": r["steps"]})
+            print(f"{name:10s} seed {seed} setfit acc {acc:.3f} train {r['fit_s']:.1f} s", flush=True)
+    out: dict[str, Any] = {"n_eval": len(texts), "n_labels": len(labels)}
+    for key, rs in runs.items():
+        if rs:
+            out[key] = {"acc": float(np.mean([r["acc"] for r in rs])), "fit_s": float(np.median([r["fit_s"] for r in rs])),
+                        "runs": rs}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--sets", default=",".join(TEXT_SETS))
+    ap.add_argument("--shots", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--no-setfit", action="store_true")
+    ap.add_argument("--eval-max", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "tune.json")
+    args = ap.parse_args(argv)
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    res = {name: run_set(args.data, name, args.shots, args.seeds, not args.no_setfit, args.eval_max or None)
+           for name in args.sets.split(",")}
+    print(f"\n{args.shots}-shot, {args.seeds} seed(s): accuracy (fit / train seconds, median)")
+    print("| set | frozen | tuned | SetFit | tuned − SetFit |\n|---|---|---|---|---|")
+    for name, r in res.items():
+        sf = r.get("setfit")
+        print(f"| {name} | {r['frozen']['acc']:.3f} ({r['frozen']['fit_s']:.1f} s) | {r['tuned']['acc']:.3f} "
+              f"({r['tuned']['fit_s']:.0f} s) | " + (f"{sf['acc']:.3f} ({sf['fit_s']:.0f} s) | "
+                                                     f"{100 * (r['tuned']['acc'] - sf['acc']):+.1f} |" if sf else "– | – |"))
+    meta = {"machine": machine(), "seconds": time.perf_counter() - t0, "loadavg_start": load0,
+            "loadavg_end": os.getloadavg()[0], "argv": sys.argv[1:]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "results": res}, indent=1))
+    print(f"done in {meta['seconds']:.0f} s; load average {load0:.1f} -> {meta['loadavg_end']:.1f}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
