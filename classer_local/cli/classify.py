@@ -21,7 +21,10 @@ def register(sub: Subparsers) -> None:
         c.add_argument("--image", action="append", help="an image (repeat for several)")
         add_labels(c)
         if name == "tag":
-            c.add_argument("--threshold", type=float, help="minimum confidence (default 0.5)")
+            c.add_argument("--threshold", type=float,
+                           help="minimum confidence (default: the classifier's per-label thresholds, else 0.5)")
+        c.add_argument("--language", choices=["auto"],
+                       help="auto: a text that is not English goes to the multilingual model when installed")
         c.add_argument("-v", "--verbose", action="store_true", help="print every label's score")
         add_json(c)
         c.set_defaults(func=run_tag if name == "tag" else run_classify)
@@ -58,6 +61,8 @@ def _call(args: argparse.Namespace, verb: str) -> tuple[Any, dict[str, Any]]:
     image: Any = images[0] if images is not None and len(images) == 1 else images
     file = existing(args.file) if args.file else None
     opts.update(model_keywords(opts.pop("model"), call, image=image is not None, file=file is not None))
+    if args.language:
+        opts["language"] = args.language
     return call, {"text": text, "image": image, "file": file, **opts}
 
 
@@ -70,7 +75,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_tag(args: argparse.Namespace) -> int:
     call, kwargs = _call(args, "tag")
-    r = call(**kwargs, threshold=args.threshold if args.threshold is not None else 0.5)
+    r = call(**kwargs, threshold=args.threshold)
     chosen = ", ".join(f"{x.label} ({x.confidence:.4f})" for x in r.labels) or "(no label above threshold)"
     _print(args, r, [chosen])
     return 0
