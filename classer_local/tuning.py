@@ -68,6 +68,10 @@ PREFIX = "tune/"  # array names in ``to_arrays``
 WARMUP_SHARE = 0.1
 CLIP_NORM = 1.0
 EVAL_ROWS = 256  # first_loss/final_loss are measured on at most this many examples (a fixed sample)
+# Label-matching candidates per step: the batch's own labels plus random others up to this many
+# (a sampled softmax). Every label's texts are encoded with gradients each step, so with all 77
+# Banking77 labels (~5 texts each) a step cost ~10x a 6-label step.
+MAX_LABELS_PER_STEP = 24
 
 
 class TuningCancelled(ConflictError):
@@ -468,9 +472,11 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
     label_ids = ids_of(flat)
     n, n_labels = len(texts), len(label_texts)
     pool = torch.zeros(n_labels, len(flat), device=dev)  # label vector = mean of its label texts' vectors
+    spans: list[range] = []
     i = 0
     for j, lt in enumerate(label_texts):
         pool[j, i : i + len(lt)] = 1.0 / len(lt)
+        spans.append(range(i, i + len(lt)))
         i += len(lt)
     member = torch.zeros(n, n_labels, dtype=torch.bool, device=dev)
     for r, own in enumerate(rows):
@@ -478,11 +484,22 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
     target = torch.tensor([own[0] for own in rows], dtype=torch.long, device=dev)
     encode = _Encoder(model, tok.pad_token_id or 0, dev)
 
-    def batch_loss(idx: Sequence[int]) -> Any:
-        label_vecs = torch.nn.functional.normalize(pool @ encode(label_ids), dim=-1)
+    def batch_loss(idx: Sequence[int], gen: np.random.Generator) -> Any:
+        present = sorted({o for k in idx for o in rows[k]})
+        chosen = list(range(n_labels))
+        if n_labels > MAX_LABELS_PER_STEP:
+            others = np.setdiff1d(np.arange(n_labels), present)
+            extra = gen.choice(others, size=max(0, min(len(others), MAX_LABELS_PER_STEP - len(present))), replace=False)
+            chosen = sorted(present + extra.tolist())
+        texts_at = [t for j in chosen for t in spans[j]]
+        cols = torch.as_tensor(chosen, device=dev)
+        label_vecs = torch.nn.functional.normalize(
+            pool[cols][:, texts_at] @ encode([label_ids[t] for t in texts_at]), dim=-1)
         z = encode([text_ids[k] for k in idx])
         sel = torch.as_tensor(np.asarray(idx), device=dev)
-        return _loss(z, label_vecs, member[sel], target[sel], s.tau)
+        where = {g: c for c, g in enumerate(chosen)}
+        local = torch.as_tensor([where[int(t)] for t in target[sel].tolist()], device=dev)
+        return _loss(z, label_vecs, member[sel][:, cols], local, s.tau)
 
     rng = np.random.default_rng(int(s.seed))
     eval_idx = np.sort(rng.permutation(n)[:EVAL_ROWS]) if n > EVAL_ROWS else np.arange(n)
@@ -496,8 +513,9 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
     steps = 0
     bar = tqdm(total=total, desc="tuning encoder", unit="step", leave=False, disable=not progress)
     with threads.for_work(work), bar:
+        label_gen = np.random.default_rng(int(s.seed) + 1)
         with torch.no_grad():
-            first = float(_eval_loss(batch_loss, eval_idx, s.batch_size))
+            first = float(_eval_loss(batch_loss, eval_idx, s.batch_size, int(s.seed) + 2))
         batches: list[np.ndarray] = []
         while steps < total:
             _check_cancel(cancel, steps)
@@ -509,7 +527,7 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
             frac = (steps + 1) / warmup if steps < warmup else (total - steps) / max(1, total - warmup)
             for group in optim.param_groups:
                 group["lr"] = s.lr * frac
-            loss = batch_loss(idx.tolist())
+            loss = batch_loss(idx.tolist(), label_gen)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
@@ -518,7 +536,7 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         with torch.no_grad():
-            final = float(_eval_loss(batch_loss, eval_idx, s.batch_size))
+            final = float(_eval_loss(batch_loss, eval_idx, s.batch_size, int(s.seed) + 2))
 
     tensors: dict[str, np.ndarray] = {}
     for name, (a, b) in adapters.items():
@@ -530,10 +548,12 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
         final_loss=final, examples=n, settings=s.to_dict())
 
 
-def _eval_loss(batch_loss: Any, idx: np.ndarray, batch_size: int) -> float:
-    """The loss over fixed batches of ``idx`` (the same before and after training), averaged."""
+def _eval_loss(batch_loss: Any, idx: np.ndarray, batch_size: int, seed: int) -> float:
+    """The loss over fixed batches of ``idx`` and fixed label samples (the same before and after
+    training), averaged."""
+    gen = np.random.default_rng(seed)
     chunks = np.array_split(idx, math.ceil(len(idx) / batch_size))
-    return sum(float(batch_loss(c.tolist())) * len(c) for c in chunks) / len(idx)
+    return sum(float(batch_loss(c.tolist(), gen)) * len(c) for c in chunks) / len(idx)
 
 
 def _lora_hook(a: Any, b: Any, scale: float) -> Any:

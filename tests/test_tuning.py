@@ -193,3 +193,17 @@ def test_bad_arguments_are_refused(emb, owners, settings, code):
     with pytest.raises(InvalidRequestError) as err:
         tune(emb, TEXTS, owners, LABELS, settings=settings, progress=False)
     assert err.value.code == code
+
+
+def test_many_labels_are_sampled_per_step_and_stay_reproducible(emb):
+    from classer_local import tuning
+
+    n = tuning.MAX_LABELS_PER_STEP + 6
+    labels = [[f"topic number {i}"] for i in range(n)]
+    texts = [f"a short text about topic {i} and nothing else" for i in range(n)]
+    owners = [[i] for i in range(n)]
+    quick = TuneSettings(max_steps=3, batch_size=8)
+    a = tune(emb, texts, owners, labels, settings=quick, progress=False)
+    b = tune(emb, texts, owners, labels, settings=quick, progress=False)
+    assert a.steps == 3 and np.isfinite([a.first_loss, a.final_loss]).all()
+    assert a.digest == b.digest  # the label samples are seeded too
