@@ -38,12 +38,12 @@ from . import examples as examples_mod
 from . import prototypes as protos_mod
 from .errors import InvalidRequestError
 from .estimator import EstimatorMixin
-from .tuned import TunedEncoderMixin
 from .heads import ExampleHeads, cross_validated_tag
-from .inputs import REMOTE, TRUSTED, InputPolicy, PixelBudget, looks_like_file
+from .inputs import REMOTE, TRUSTED, InputPolicy, PixelBudget
 from .options import Priority, Truncate, value
 from .request_ids import new_request_id
 from .results import ClassifyResult, LabelScore, TagResult
+from .tuned import TunedEncoderMixin
 
 __all__ = ["Classifier", "Item", "Priority", "Truncate", "check_item"]
 

@@ -8,11 +8,15 @@ loaded models (they are re-made on first use).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
 
 
 _NOT_FITTED: type | None = None
