@@ -33,7 +33,8 @@ _STOPWORDS: dict[str, frozenset[str]] = {
     for lang, words in {
         "en": "the of and to in is that for it with as was on be by this are from at or have an not which you we",
         "de": "der die das und ist nicht mit den von zu sich des auf für im dem ein eine auch es an werden aus",
-        "fr": "le la les de des et est un une du en que qui dans pour pas sur au avec ce il par sont nous vous",
+        "fr": "le la les de des et est un une du en que qui dans pour pas sur au avec ce il par sont nous vous "
+              "je ne mon l j qu n",  # the last four: elisions (l'application, j'ai, qu'il, n'arrive)
         "nl": "de het een en van is dat op te in voor niet met zijn die er aan ook als bij door wordt naar uw u ik wij",
         "es": "el la los las de y en que es un una por con para del se no al lo como su más pero sus",
         "it": "il la di e che un una per non del della sono in con si le da al gli è ma come questo",

