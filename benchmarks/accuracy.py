@@ -28,6 +28,15 @@ def display_labels(name: str, labels: list[str], desc: dict) -> list[str]:
     return [names.get(lb, lb) for lb in labels]
 
 
+def shown_labels(name: str, labels: list[str]) -> tuple[list[str], dict[str, str], dict[str, str], str | None]:
+    """How set ``name``'s labels are given to classer_local: the shown names, true -> shown, the
+    descriptions by shown name, and the text_type (benchmarks/descriptions.json)."""
+    desc = descriptions().get(name, {})
+    shown = display_labels(name, labels, desc)
+    to_shown = dict(zip(labels, shown))
+    return shown, to_shown, {to_shown[k]: v for k, v in desc.get("descriptions", {}).items()}, desc.get("text_type")
+
+
 def evaluate(clf: cl.Classifier, X: np.ndarray, y: list[str], shown_to_true: dict[str, str], labels: list[str]) -> tuple[float, float]:
     proba = clf.proba_from_embeddings(X)
     pred = [shown_to_true[clf.labels[i]] for i in np.argmax(proba, axis=1)]

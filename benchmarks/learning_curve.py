@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import display_labels  # noqa: E402
-from common import DEFAULT_DATA, REPO, TEXT_SETS, Timer, descriptions, load_set, machine, sample_few_shot  # noqa: E402
+from accuracy import shown_labels  # noqa: E402
+from common import DEFAULT_DATA, REPO, TEXT_SETS, Timer, load_set, machine, sample_few_shot  # noqa: E402
 from peers import lr_frozen, setfit_run, tfidf_lr, top1  # noqa: E402
 
 import classer_local as cl  # noqa: E402
@@ -65,11 +65,9 @@ def refit(clf: cl.Classifier, min_cv: int | None) -> None:
 
 def run_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_shots: list[int], setfit_seeds: int,
             eval_max: int | None, eval_on: str = "test", log: Any = print) -> dict[str, Any]:
-    desc = descriptions().get(name, {})
     ds = load_set(data, name)
     labels = ds["labels"]
-    shown = display_labels(name, labels, desc)
-    true_to_shown = dict(zip(labels, shown))
+    shown, true_to_shown, descs, text_type = shown_labels(name, labels)
     rows = ds["eval"]
     if eval_on == "pool":  # choose settings without test rows: every 4th training row is held out
         rows = [r for i, r in enumerate(ds["pool"]) if i % 4 == 0]
@@ -77,8 +75,6 @@ def run_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_shots
     if eval_max and len(rows) > eval_max:
         rows = random.Random(0).sample(rows, eval_max)
     texts, y = [r["text"] for r in rows], [r["label"] for r in rows]
-    descs = {true_to_shown[k]: v for k, v in desc.get("descriptions", {}).items()}
-    text_type = desc.get("text_type")
 
     def make() -> cl.Classifier:
         return cl.Classifier(shown, descriptions=descs, text_type=text_type)

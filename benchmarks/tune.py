@@ -23,30 +23,27 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import display_labels  # noqa: E402
-from common import DEFAULT_DATA, REPO, TEXT_SETS, Timer, descriptions, load_set, machine, sample_few_shot  # noqa: E402
+from accuracy import shown_labels  # noqa: E402
+from common import DEFAULT_DATA, REPO, TEXT_SETS, Timer, load_set, machine, sample_few_shot  # noqa: E402
 from peers import setfit_run, top1  # noqa: E402
 
 import classer_local as cl  # noqa: E402
 
 
 def run_set(data: Path, name: str, shots: int, seeds: int, setfit: bool, eval_max: int | None) -> dict[str, Any]:
-    desc = descriptions().get(name, {})
     ds = load_set(data, name)
     labels = ds["labels"]
-    shown = display_labels(name, labels, desc)
-    to_shown = dict(zip(labels, shown))
+    shown, to_shown, descs, text_type = shown_labels(name, labels)
     rows = ds["eval"]
     if eval_max and len(rows) > eval_max:
         rows = random.Random(0).sample(rows, eval_max)
     texts, y = [r["text"] for r in rows], [r["label"] for r in rows]
-    descs = {to_shown[k]: v for k, v in desc.get("descriptions", {}).items()}
     runs: dict[str, list[dict[str, float]]] = {"frozen": [], "tuned": [], "setfit": []}
     for seed in range(seeds):
         Xs, ys = sample_few_shot(ds["pool"], labels, shots, seed)
         yshown = [to_shown[v] for v in ys]
         for key, tune in (("frozen", False), ("tuned", True)):
-            clf = cl.Classifier(shown, descriptions=descs, text_type=desc.get("text_type"))
+            clf = cl.Classifier(shown, descriptions=descs, text_type=text_type)
             with Timer() as t:
                 clf.fit(Xs, yshown, tune=tune)
             proba = clf.proba_from_embeddings(clf.embedder.encode(texts))

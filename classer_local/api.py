@@ -76,15 +76,18 @@ def _non_english(clf: Classifier, items: Sequence[Item], language: str | None) -
             if isinstance(it.text, str) and it.file is None and it.image is None and not lang.is_english(it.text)]
 
 
-def _score(clf: Classifier, items: list[Item], op: str, language: str | None, multilingual: Any,
-           **kw: Any) -> list[Any]:
-    """``service.score``, with non-English texts scored by the multilingual model (``language``)."""
+def _score(clf: Classifier, items: list[Item], op: str, language: str | None, **kw: Any) -> list[Any]:
+    """``service.score``, with non-English texts scored by the multilingual model (``language``):
+    the same labels, descriptions, examples and options on ``MULTILINGUAL_MODEL``."""
     foreign = _non_english(clf, items, language)
     if not foreign:
         return service.score(clf, items, op, **kw).results
+    multilingual = get_classifier(clf.labels, descriptions=clf.descriptions, examples=clf.examples,
+                                  text_type=clf.text_type, model=MULTILINGUAL_MODEL, device=clf.device,
+                                  truncate=clf.truncate, image_model=clf.image_model)
     out: list[Any] = [None] * len(items)
     rest = sorted(set(range(len(items))) - set(foreign))
-    for idx, scorer in ((rest, clf), (foreign, multilingual())):
+    for idx, scorer in ((rest, clf), (foreign, multilingual)):
         if idx:
             for i, r in zip(idx, service.score(scorer, [items[i] for i in idx], op, **kw).results):
                 out[i] = r
@@ -133,9 +136,7 @@ def classify(
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return _score(clf, [Item(text, image, file)], "classify", language,
-                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
-                                   None, device, image_model), cache=cache, endpoint="classify")[0]
+    return _score(clf, [Item(text, image, file)], "classify", language, cache=cache, endpoint="classify")[0]
 
 
 def tag(
@@ -170,9 +171,7 @@ def tag(
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return _score(clf, [Item(text, image, file)], "tag", language,
-                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
-                                   None, device, image_model), threshold=threshold, cache=cache, endpoint="tag")[0]
+    return _score(clf, [Item(text, image, file)], "tag", language, threshold=threshold, cache=cache, endpoint="tag")[0]
 
 
 def classify_batch(
@@ -209,9 +208,7 @@ def classify_batch(
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return _score(clf, items, "classify", language,
-                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
-                                   None, device, image_model), cache=cache, endpoint="classify_batch", adapt=adapt)
+    return _score(clf, items, "classify", language, cache=cache, endpoint="classify_batch", adapt=adapt)
 
 
 def tag_batch(
@@ -239,6 +236,4 @@ def tag_batch(
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model)
-    return _score(clf, items, "tag", language,
-                  lambda: _options(labels, descriptions, examples, text_type, priority, MULTILINGUAL_MODEL, truncate,
-                                   None, device, image_model), threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)
+    return _score(clf, items, "tag", language, threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)

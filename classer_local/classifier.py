@@ -543,8 +543,8 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         self._visual = None
         self.tag_platt_ = self.tag_thresholds_ = self.tuned_ = None
         self._tag_calibrated = False
-        self.build()
-        return self.tune(tune_settings) if tune else self
+        # tune() builds with the tuned encoder: building first would encode the examples twice.
+        return self.tune(tune_settings) if tune else self.build()
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """(n, n_labels) probabilities, columns in ``classes_`` order."""

@@ -100,8 +100,11 @@ def inspect(rep: ExampleReport, texts: Sequence[str], embedder: Any, model: str,
     from . import language
 
     window = getattr(embedder, "max_tokens", 0)
-    if window and hasattr(embedder, "count_tokens") and texts:
-        rep.windowed = sum(n > window for n in embedder.count_tokens(list(texts)))
+    if window and hasattr(embedder, "count_tokens"):
+        # A token covers at least one byte, so only texts with more bytes than the window (less a
+        # few special tokens) can overflow it: the rest are not tokenised twice.
+        maybe = [t for t in texts if len(t.encode("utf-8")) + 8 > window]
+        rep.windowed = sum(n > window for n in embedder.count_tokens(maybe)) if maybe else 0
     for t in texts:
         lang = language.detect(t)
         if lang != "en":

@@ -1,15 +1,13 @@
 """Example heads: what examples add on top of the label prior, and their calibration.
 
 With examples, a classify head over the example vectors is blended with the prior in log
-space: ``log_softmax(((1 - w) · prior + w · head) / T)``. Which head (multinomial logistic
-regression, or nearest centroid of each label's examples), the weight ``w`` and the
-temperature ``T`` are chosen by cross-validation inside the examples whenever every label
-with examples has at least two of them (``select_blend``): out-of-fold accuracy first,
-out-of-fold log-loss to break ties. With a single example per label there is nothing to
-cross-validate, and ``w = n / (n + k)`` (n examples per label against the prior's
-pseudo-count k) with the fitted global temperature is used. One-vs-rest heads serve ``tag``;
-``cross_validated_platt`` calibrates tag confidences for a classifier's own labels from
-out-of-fold logits.
+space: ``log_softmax(((1 - w) · prior + w · head) / T)``. By default ``w = n / (n + k)`` (n
+examples per label against the prior's pseudo-count k), the head is a multinomial logistic
+regression and ``T`` the model's fitted few-shot temperature. From ``MIN_CV_PER_LABEL``
+examples per label, ``select_blend`` cross-validates inside the examples the head (logistic
+regression or nearest centroid), ``w`` and ``T``, and leaves the default only for a clear
+out-of-fold gain. One-vs-rest heads serve ``tag``; ``cross_validated_tag`` calibrates tag
+confidences for a classifier's own labels and fits per-label thresholds from out-of-fold logits.
 """
 
 from __future__ import annotations
