@@ -2,20 +2,26 @@
 
 A call with the same labels, descriptions, examples and model reuses the same
 ``Classifier`` (``pool``), so a 200-label call does not re-embed 200 labels. Every call
-scores through ``service`` (cache, usage row, latency), as the server's routes do.
+scores through ``service`` (cache, usage row, latency), as the server's routes do; ``route``
+says which classifier scores which input (``language="auto"``), for the server as well.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import service, validation
 from .classifier import Classifier, Item
-from .options import ClassifierOptions, Priority, Truncate
+from .errors import ClasserError
+from .language import LANGUAGES, Language
+from .options import ClassifierOptions, Priority, Truncate, value
 from .results import ClassifyResult, TagResult
 
-__all__ = ["batch_items", "classify", "classify_batch", "get_classifier", "tag", "tag_batch"]
+__all__ = ["MULTILINGUAL_MODEL", "Route", "batch_items", "check_language", "classify", "classify_batch",
+           "gather", "get_classifier", "route", "tag", "tag_batch"]
 
 
 def get_classifier(
@@ -59,39 +65,98 @@ def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files
 MULTILINGUAL_MODEL = "use-multilingual"
 
 
-def _non_english(clf: Classifier, items: Sequence[Item], language: str | None) -> list[int]:
-    """With ``language="auto"``: the plain texts detected as not English, when the multilingual
-    model is installed and ``clf`` reads English only (a saved classifier keeps its own model)."""
-    if language is None:
-        return []
-    if language != "auto":
+def check_language(language: Language | str | None) -> str | None:
+    """``language`` as a plain value (``None`` or one of ``language.LANGUAGES``), else the typed
+    error ``language_invalid``: the one check of the library, the CLI and the server."""
+    language = value(language)
+    if language is not None and language not in LANGUAGES:
         raise validation.InvalidRequestError("language_invalid", f"language must be 'auto' or None, got {language!r}.",
                                              {"language": str(language)[:20]})
+    return language
+
+
+@dataclass(frozen=True)
+class Route:
+    """Some of a call's inputs (``indices`` into it, ascending) and the classifier that scores them."""
+
+    clf: Classifier
+    indices: list[int]
+    items: list[Item]
+
+
+def route(clf: Classifier, items: Sequence[Item], language: Language | str | None) -> list[Route]:
+    """Which classifier scores which inputs; the library's verbs and the server's routes both ask here.
+
+    ``language="auto"``: texts and documents detected as not English (``classer_local.language``)
+    go to ``MULTILINGUAL_MODEL`` with ``clf``'s labels, descriptions, examples and options, when
+    that model is installed and ``clf`` reads English only (a saved classifier keeps its own
+    model). An input with an image is never routed. A document's language is read from the start
+    of its text (``inputs.document_text``, nothing rendered), joined to the input's text as the
+    classifier joins them; a scan has no text and stays on ``clf``. Each document is read once
+    here and its bytes go on in its ``Item``, so a file object or a URL is not read again.
+    """
+    language = check_language(language)
+    whole = [Route(clf, list(range(len(items))), list(items))]
+    if language is None:
+        return whole
     from . import language as lang
     from . import registry
 
     if clf.ref is not None or clf.spec.options.get("multilingual") or not registry.get(MULTILINGUAL_MODEL).installed():
-        return []
-    return [i for i, it in enumerate(items)
-            if isinstance(it.text, str) and it.file is None and it.image is None and not lang.is_english(it.text)]
+        return whole
+    items = list(items)
+    foreign: list[int] = []
+    for i, it in enumerate(items):
+        if it.image is not None:
+            continue
+        text = it.text if isinstance(it.text, str) else None
+        if it.file is not None:
+            from .inputs import Document, document_text, read_source
+            from .inputs.limits import MAX_DOCUMENT_BYTES
 
-
-def _score(clf: Classifier, items: list[Item], op: str, language: str | None, **kw: Any) -> list[Any]:
-    """``service.score``, with non-English texts scored by the multilingual model (``language``):
-    the same labels, descriptions, examples and options on ``MULTILINGUAL_MODEL``."""
-    foreign = _non_english(clf, items, language)
+            data = it.file if isinstance(it.file, Document) else read_source(
+                it.file, policy=clf.policy_, max_bytes=MAX_DOCUMENT_BYTES, what="document")
+            items[i] = Item(it.text, it.image, data)
+            text = "\n".join(t for t in (text, document_text(data, max_chars=lang.SAMPLE_CHARS)) if t)
+        if text and not lang.is_english(text):
+            foreign.append(i)
     if not foreign:
-        return service.score(clf, items, op, **kw).results
+        return [Route(clf, whole[0].indices, items)]
     multilingual = get_classifier(clf.labels, descriptions=clf.descriptions, examples=clf.examples,
                                   text_type=clf.text_type, model=MULTILINGUAL_MODEL, device=clf.device,
-                                  truncate=clf.truncate, image_model=clf.image_model)
-    out: list[Any] = [None] * len(items)
+                                  truncate=clf.truncate, image_model=clf.image_model,
+                                  allow_paths=clf.allow_paths)  # a server's examples stay non-paths
     rest = sorted(set(range(len(items))) - set(foreign))
-    for idx, scorer in ((rest, clf), (foreign, multilingual)):
-        if idx:
-            for i, r in zip(idx, service.score(scorer, [items[i] for i in idx], op, **kw).results):
-                out[i] = r
-    return out
+    pairs = ((clf, rest), (multilingual, foreign))
+    return [Route(c, idx, [items[i] for i in idx]) for c, idx in pairs if idx]
+
+
+def gather(routes: Sequence[Route], scored: Sequence[service.Scored]) -> service.Scored:
+    """One ``Scored`` for the whole call from each route's, answers and keys back in input order."""
+    if len(scored) == 1:
+        return scored[0]
+    n = sum(len(r.indices) for r in routes)
+    results: list[Any] = [None] * n
+    keys: list[str | None] = [None] * n
+    for r, s in zip(routes, scored):
+        for j, i in enumerate(r.indices):
+            results[i], keys[i] = s.results[j], s.keys[j]
+    return service.Scored(results, keys, sum(s.hits for s in scored), sum(s.tokens for s in scored),
+                          sum(s.visual_tokens for s in scored), max(s.latency_ms for s in scored))
+
+
+def _score(clf: Classifier, items: list[Item], op: str, language: str | None, *, endpoint: str,
+           **kw: Any) -> list[Any]:
+    """``service.score`` over each of ``route``'s groups (one usage row each); a routing error (a
+    bad ``language``, an unreadable document) gets its usage row here."""
+    t0 = time.perf_counter()
+    try:
+        routes = route(clf, items, language)
+    except ClasserError as exc:
+        service.failed(clf, len(items), t0, endpoint, exc)
+        raise
+    scored = [service.score(r.clf, r.items, op, endpoint=endpoint, **kw) for r in routes]
+    return gather(routes, scored).results
 
 
 def _options(labels: Any, descriptions: Any, examples: Any, text_type: Any, priority: Any, model: Any,
@@ -123,9 +188,10 @@ def classify(
 
     ``model`` names the text model (or, for images, an image model); ``image_model`` names the
     image model explicitly. A result's ``model`` is the model that answered and ``visual_model``
-    the image model that read its pictures. ``language="auto"``: a text detected as not English
-    (``classer_local.language``) is scored by the multilingual model (``use-multilingual``, the
-    ``[multilingual]`` extra) when it is installed; documents and images stay on ``model``.
+    the image model that read its pictures. ``language="auto"``: a text or document detected as
+    not English (``classer_local.language``) is scored by the multilingual model
+    (``use-multilingual``, the ``[multilingual]`` extra) when it is installed; images stay on
+    ``model`` (``route``).
 
     Example:
         >>> import classer_local as cl

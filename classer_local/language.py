@@ -22,11 +22,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from enum import Enum
 
-__all__ = ["MIN_WORDS", "detect", "is_english"]
+__all__ = ["LANGUAGES", "MIN_WORDS", "SAMPLE_CHARS", "Language", "detect", "is_english"]
 
 MIN_WORDS = 6
 SAMPLE_CHARS = 4000  # the start of a long document says what language it is in
+
+
+class Language(str, Enum):
+    """What a call's ``language=`` may say besides ``None`` (the model as given): ``auto`` sends
+    inputs detected as not English to the multilingual model (``api.route``)."""
+
+    AUTO = "auto"
+
+
+LANGUAGES: tuple[str, ...] = tuple(x.value for x in Language)
+"""The values of ``Language``, spelt once: the server's schema and ``api.check_language`` read them."""
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     lang: frozenset(words.split())

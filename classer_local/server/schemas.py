@@ -1,15 +1,17 @@
 """Request and response models of the HTTP API (pydantic): what the OpenAPI document shows.
 
 Option values are not spelt here: ``Priority``/``Truncate`` are derived from
-``classer_local.options`` so the server, the library and the CLI accept the same words.
+``classer_local.options`` and ``Language`` from ``classer_local.language``, so the server, the
+library and the CLI accept the same words.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from ..language import LANGUAGES
 from ..options import PRIORITIES, TRUNCATES
 from .errors import error_statuses
 from .keys import MAX_LIMIT
@@ -17,6 +19,9 @@ from .keys import MAX_LIMIT
 # Literal[("a", "b")] is Literal["a", "b"]: the tuples of the enums' values, spelt once.
 Priority = Literal[PRIORITIES]  # type: ignore[valid-type]
 Truncate = Literal[TRUNCATES]  # type: ignore[valid-type]
+# A string here, checked by ``api.check_language`` in the route: a value outside the enum is the
+# library's own 400 ``language_invalid``, not a generic ``request_invalid``.
+Language = Annotated[str, WithJsonSchema({"type": "string", "enum": list(LANGUAGES)})]
 ImageField = str | list[str]
 JobKind = Literal["classify", "tag"]
 JobStatus = Literal["created", "running", "completed", "failed", "cancelled"]
@@ -41,6 +46,9 @@ class Options(_Body):
     cache: bool = True
     truncate: Truncate | None = None
     classifier: str | None = Field(None, description='A saved classifier, "name" or "name@v2".')
+    language: Language | None = Field(
+        None, description='"auto": inputs detected as not English are scored by the multilingual model.'
+    )
 
 
 class ClassifyRequest(Options):

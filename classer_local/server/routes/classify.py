@@ -1,9 +1,11 @@
 """Real-time scoring: ``/v1/classify``, ``/v1/tag``, their batch forms, and Cohere's ``/v1/classify``.
 
-A request is converted (``convert``), its classifier built with ``allow_paths=False``, then
-scored through the library's front door, ``service.score_async``, with the micro-batcher as
-its ``run``: cache lookup (namespaced by the caller's key) -> batch -> remember -> usage row.
-The whole of it runs under the server's wall-time budget (504 ``request_timeout``).
+A request is converted (``convert``), its classifier built with ``allow_paths=False``, its
+inputs routed as the library routes them (``api.route``: ``language="auto"`` sends inputs that
+are not English to the multilingual model), then each route is scored through the library's
+front door, ``service.score_async``, with the micro-batcher as its ``run``: cache lookup
+(namespaced by the caller's key) -> batch -> remember -> usage row. The whole of it runs under
+the server's wall-time budget (504 ``request_timeout``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import service, store
+from ...api import Route, check_language, gather, route
 from ...classifier import Classifier, Item
 from ...errors import ClasserError, ServerError
 from .. import convert
@@ -48,6 +51,12 @@ def classifier_for(body: Options, caller: Caller) -> Classifier:
     return opts.build(allow_paths=False)
 
 
+def routes_for(body: Options, caller: Caller, items: list[Item]) -> list[Route]:
+    """The request's classifier and, under ``language``, which inputs it leaves to another
+    (``api.route``: documents are read for their language). Blocking: run it in a worker thread."""
+    return route(classifier_for(body, caller), items, body.language)
+
+
 def visible_ref(ref: str, caller: Caller) -> str:
     """``ref`` pinned to a version the caller may read (``name@vN``); 404 otherwise."""
     info = store.get(ref)
@@ -63,16 +72,16 @@ async def _score(
     st = app_state(request)
     rid = request.state.request_id
     try:
-        clf = await run_in_threadpool(classifier_for, body, caller)
+        routes = await run_in_threadpool(routes_for, body, caller, items)
     except ClasserError as exc:
         service.failed(None, len(items), t0, endpoint, exc, key_id=caller.key_id, request_id=rid)
         raise
-    scored = await service.score_async(
-        clf, items, op, threshold=threshold, cache=body.cache, endpoint=endpoint,
+    scored = gather(routes, [await service.score_async(
+        r.clf, r.items, op, threshold=threshold, cache=body.cache, endpoint=endpoint,
         run=lambda c, o, thr, its: st.batcher.submit(c, o, thr, its),
         to_thread=run_in_threadpool, key_id=caller.key_id, request_id=rid,
         cache_namespace=caller.key_id, t0=t0,
-    )
+    ) for r in routes])
     await bill(request, caller, scored.billed)
     return scored
 
@@ -120,6 +129,7 @@ async def _single(
 ) -> JSONResponse:
     t0 = time.perf_counter()
     convert.check_strings(body.model_dump())
+    check_language(body.language)  # before any input is read
 
     async def work() -> service.Scored:
         if convert.has_media(body):
@@ -137,6 +147,7 @@ async def _batch(
 ) -> JSONResponse:
     t0 = time.perf_counter()
     convert.check_strings(body.model_dump())
+    check_language(body.language)
     endpoint = f"{op}_batch"
     n = max((len(v) for v in (body.texts, body.images, body.files) if v is not None), default=0)
 
