@@ -23,8 +23,9 @@ import classer_local as cl  # noqa: E402
 from classer_local.evaluate import accuracy, macro_f1  # noqa: E402
 
 
-def display_labels(name: str, labels: list[str], desc: dict) -> list[str]:
-    names = desc.get(name, {}).get("names", {})
+def display_labels(labels: list[str], desc: dict) -> list[str]:
+    """The names a user would type for ``labels`` (``desc``: one set's entry of descriptions.json)."""
+    names = desc.get("names", {})
     return [names.get(lb, lb) for lb in labels]
 
 
@@ -32,7 +33,7 @@ def shown_labels(name: str, labels: list[str]) -> tuple[list[str], dict[str, str
     """How set ``name``'s labels are given to classer_local: the shown names, true -> shown, the
     descriptions by shown name, and the text_type (benchmarks/descriptions.json)."""
     desc = descriptions().get(name, {})
-    shown = display_labels(name, labels, desc)
+    shown = display_labels(labels, desc)
     to_shown = dict(zip(labels, shown))
     return shown, to_shown, {to_shown[k]: v for k, v in desc.get("descriptions", {}).items()}, desc.get("text_type")
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
         ds = load_set(args.data, name)
         desc = desc_all.get(name, {})
         labels = ds["labels"]
-        shown = display_labels(name, labels, desc)
+        shown = display_labels(labels, desc)
         shown_to_true = dict(zip(shown, labels))
         true_to_shown = dict(zip(labels, shown))
         texts = [r["text"] for r in ds["eval"]]

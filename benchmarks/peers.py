@@ -156,7 +156,7 @@ def compare_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_s
     ds = load_set(data, name)
     desc = desc_all.get(name, {})
     labels = ds["labels"]
-    shown = display_labels(name, labels, desc)
+    shown = display_labels(labels, desc)
     shown_to_true = dict(zip(shown, labels))
     true_to_shown = dict(zip(labels, shown))
     rows = ds["eval"]
