@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
         true_to_shown = dict(zip(labels, shown))
         texts = [r["text"] for r in ds["eval"]]
         y = [r["label"] for r in ds["eval"]]
-        base = cl.Classifier(shown, priority=args.priority, model=args.model)
+        base = cl.Classifier(shown, priority=args.priority, model=args.model, glossary=False)  # bare names
         with Timer() as t:
             X = base.embedder.encode(texts)
         res = {"n": len(texts), "encode_texts_per_s": len(texts) / t.seconds}

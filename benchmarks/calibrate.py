@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, ds, clf, X, y, held in fewshot_sets:
         held_texts = {r["text"] for r in held}
         rest = [r for r in ds["pool"] if r["text"] not in held_texts]
-        bare = cl.Classifier(clf.labels, priority=args.priority)
+        bare = cl.Classifier(clf.labels, priority=args.priority, glossary=False)
         bare.build()
         priors = {"described": log_softmax(X @ clf.prototypes_.T / temperature),
                   "names": log_softmax(X @ bare.prototypes_.T / temperature)}

@@ -167,7 +167,7 @@ def compare_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_s
     descs = {true_to_shown[k]: v for k, v in desc.get("descriptions", {}).items()}
     text_type = desc.get("text_type")
 
-    base = cl.Classifier(shown, device=device)
+    base = cl.Classifier(shown, device=device, glossary=False)  # bare names
     base.embedder.encode(texts[:8])  # model loaded before timing
     with Timer() as t:
         X = base.embedder.encode(texts)

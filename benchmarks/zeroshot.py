@@ -6,6 +6,9 @@
 For every model (same run, same rows): the 22 ``eval/`` sets (at most ``--rows`` rows each,
 ``random.Random(0).sample``, names only; names + descriptions where a set ships them) and the
 five dev sets (names only, and names + descriptions + text_type from benchmarks/descriptions.json).
+Regime ``glossary``: the names as typed with the library's default ``glossary=True`` (labels the
+built-in glossary knows get its description; ``names`` and ``described`` turn it off, so they stay
+the bare-name and the given-description figures).
 Per set and mean: accuracy; with ``--adapt`` also with batch adaptation (``classer_local.adapt``)
 over batches of ``--adapt-batch`` texts. Confidence: share of answers above 0.9 and their accuracy,
 per regime, and a reliability diagram (``--plot``). Figures go to stdout and ``--out`` (JSON).
@@ -108,13 +111,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         rows: dict[str, Any] = {}
         for s in sets:
-            base = cl.Classifier(s["labels"], model=model)
+            base = cl.Classifier(s["labels"], model=model, glossary=False)
             X = base.embedder.encode(s["texts"])
             r = {"names": score(base, X, s["gold"])}
             if a.adapt:
                 r["names_adapt"] = score(base, X, s["gold"], a.adapt_batch)
+            typed = cl.Classifier(s["labels"], model=model)  # the default: glossary on
+            r["glossary"] = score(typed, X, s["gold"]) if typed.descriptions else dict(r["names"])
+            r["glossary"]["covered"] = len(typed.descriptions)
             if s["descriptions"]:
-                desc = cl.Classifier(s["labels"], model=model, descriptions=s["descriptions"], text_type=s["text_type"])
+                desc = cl.Classifier(s["labels"], model=model, descriptions=s["descriptions"], text_type=s["text_type"],
+                                     glossary=False)
                 r["described"] = score(desc, X, s["gold"])
                 if a.adapt:
                     r["described_adapt"] = score(desc, X, s["gold"], a.adapt_batch)
@@ -140,7 +147,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         m: dict[str, Any] = {}
         for group in ("eval", "dev"):
             rows = {n: v for n, v in r["sets"].items() if v["group"] == group}
-            for regime in ("names", "names_adapt", "described", "described_adapt"):
+            for regime in ("names", "glossary", "names_adapt", "described", "described_adapt"):
                 accs = [v[regime]["acc"] for v in rows.values() if regime in v]
                 if not accs:
                     continue
@@ -174,7 +181,9 @@ def write_markdown(a: argparse.Namespace, results: dict[str, Any], summary: dict
              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 CPU cores shared with other work)",
              "- eval/: 22 sets of `../shared/trainingdata/eval` (never trained or calibrated on), at most "
              f"{a.rows} rows each (`random.Random(0).sample`); dev: the five test sets of `../shared/evaldata`.",
-             "- Regimes: `names` (bare label names), `described` (names + descriptions, where the set has them); "
+             "- Regimes: `names` (bare label names, glossary off), `glossary` (the names as typed with the default "
+             "built-in glossary on: labels it knows get its description), `described` (names + the set's descriptions, "
+             "glossary off, where the set has them); "
              "`_adapt`: batch adaptation over batches of "
              f"{a.adapt_batch} texts (`classer_local.adapt`, with its guard).", "",
              "## Means", "", "| model | group/regime | sets | mean accuracy | answers > 0.9 | right when > 0.9 | ECE |",
@@ -183,7 +192,7 @@ def write_markdown(a: argparse.Namespace, results: dict[str, Any], summary: dict
         for k, v in m.items():
             hi = "-" if v["hi_acc"] is None else f"{v['hi_acc']:.3f}"
             lines.append(f"| {model} | {k} | {v['sets']} | {v['mean_acc']:.3f} | {v['hi_share']:.3f} | {hi} | {v['ece']:.3f} |")
-    regimes = ["names", "names_adapt", "described", "described_adapt"]
+    regimes = ["names", "glossary", "names_adapt", "described", "described_adapt"]
     lines += ["", "## Per set (accuracy)", "", "| set | group | " + " | ".join(
         f"{m} {r}" for m in models for r in regimes) + " |", "|---|---|" + "---|" * (len(models) * len(regimes))]
     for name, row in next(iter(results.values()))["sets"].items():
@@ -192,14 +201,29 @@ def write_markdown(a: argparse.Namespace, results: dict[str, Any], summary: dict
             r = results[m]["sets"][name]
             cells += [f"{r[g]['acc']:.3f}" if g in r else "" for g in regimes]
         lines.append(f"| {name} | {row['group']} | " + " | ".join(cells) + " |")
+    covered = {n: r.get("glossary", {}).get("covered", 0) for n, r in next(iter(results.values()))["sets"].items()}
+    lines += ["", f"Glossary coverage (labels given a built-in description, per set): "
+              + ", ".join(f"{n} {c}" for n, c in covered.items() if c) + "."]
+    for m in models:
+        if all("glossary" in r for r in results[m]["sets"].values()):
+            gains = {n: r["glossary"]["acc"] - r["names"]["acc"] for n, r in results[m]["sets"].items()}
+            worst = min(gains, key=gains.get)
+            lines.append(f"Glossary ({m}): mean {np.mean(list(gains.values())) * 100:+.1f} points over names; "
+                         f"{sum(g > 0 for g in gains.values())} up, {sum(g < 0 for g in gains.values())} down; "
+                         f"worst {worst} {gains[worst] * 100:+.1f}; best {max(gains, key=gains.get)} "
+                         f"{max(gains.values()) * 100:+.1f}.")
     if len(models) == 2:
         old, new = models
-        diffs = {n: results[new]["sets"][n]["names"]["acc"] - results[old]["sets"][n]["names"]["acc"]
-                 for n in results[old]["sets"]}
-        worst = min(diffs, key=diffs.get)
-        lines += ["", f"Names only, {new} vs {old}: mean {np.mean(list(diffs.values())) * 100:+.1f} points over "
-                  f"{len(diffs)} sets, {sum(d > 0 for d in diffs.values())} up, {sum(d < 0 for d in diffs.values())} down; "
-                  f"worst {worst} {diffs[worst] * 100:+.1f}."]
+        for regime in ("names", "glossary"):
+            if not all(regime in r for r in results[new]["sets"].values()):
+                continue
+            diffs = {n: results[new]["sets"][n][regime]["acc"] - results[old]["sets"][n]["names"]["acc"]
+                     for n in results[old]["sets"]}
+            worst = min(diffs, key=diffs.get)
+            lines += ["", f"{new} {regime} vs {old} names: mean {np.mean(list(diffs.values())) * 100:+.1f} points over "
+                      f"{len(diffs)} sets, {sum(d > 0 for d in diffs.values())} up, {sum(d < 0 for d in diffs.values())} "
+                      f"down, {sum(d < -0.05 for d in diffs.values())} more than 5 points down; worst {worst} "
+                      f"{diffs[worst] * 100:+.1f}."]
     if a.adapt:
         for m in models:
             gains = {n: r["names_adapt"]["acc"] - r["names"]["acc"] for n, r in results[m]["sets"].items()}

@@ -37,6 +37,7 @@ def get_classifier(
     classifier: str | None = None,
     allow_paths: bool = True,
     image_model: str | None = None,
+    glossary: bool = True,
 ) -> Classifier:
     """The ``Classifier`` for these arguments, built once and kept in a small LRU.
 
@@ -44,7 +45,7 @@ def get_classifier(
     (giving both is the typed error ``classifier_and_labels``).
     """
     return ClassifierOptions(labels, descriptions, examples, text_type, priority, model, truncate,
-                             classifier, image_model).build(device=device, allow_paths=allow_paths)
+                             classifier, image_model, glossary).build(device=device, allow_paths=allow_paths)
 
 
 def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files: Sequence[Any] | None) -> list[Item]:
@@ -160,10 +161,11 @@ def _score(clf: Classifier, items: list[Item], op: str, language: str | None, *,
 
 
 def _options(labels: Any, descriptions: Any, examples: Any, text_type: Any, priority: Any, model: Any,
-             truncate: Any, classifier: Any, device: str, image_model: str | None = None) -> Classifier:
+             truncate: Any, classifier: Any, device: str, image_model: str | None = None,
+             glossary: bool = True) -> Classifier:
     return get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
                           priority=priority, model=model, device=device, truncate=truncate, classifier=classifier,
-                          image_model=image_model)
+                          image_model=image_model, glossary=glossary)
 
 
 def classify(
@@ -183,6 +185,7 @@ def classify(
     device: str = "auto",
     image_model: str | None = None,
     language: str | None = None,
+    glossary: bool = True,
 ) -> ClassifyResult:
     """Pick the one best label for a text, image(s) or document.
 
@@ -191,7 +194,9 @@ def classify(
     the image model that read its pictures. ``language="auto"``: a text or document detected as
     not English (``classer_local.language``) is scored by the multilingual model
     (``use-multilingual``, the ``[multilingual]`` extra) when it is installed; images stay on
-    ``model`` (``route``).
+    ``model`` (``route``). A label given without a description borrows the built-in glossary's
+    (``classer_local.glossary``: "technical" reads as a technical problem); ``glossary=False``
+    scores the bare names.
 
     Example:
         >>> import classer_local as cl
@@ -201,7 +206,7 @@ def classify(
         'technical'
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model)
+                   image_model, glossary)
     return _score(clf, [Item(text, image, file)], "classify", language, cache=cache, endpoint="classify")[0]
 
 
@@ -223,6 +228,7 @@ def tag(
     device: str = "auto",
     image_model: str | None = None,
     language: str | None = None,
+    glossary: bool = True,
 ) -> TagResult:
     """Every label whose calibrated confidence reaches ``threshold``, best first.
 
@@ -236,7 +242,7 @@ def tag(
         ['technology', 'finance']
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model)
+                   image_model, glossary)
     return _score(clf, [Item(text, image, file)], "tag", language, threshold=threshold, cache=cache, endpoint="tag")[0]
 
 
@@ -258,6 +264,7 @@ def classify_batch(
     adapt: bool = False,
     image_model: str | None = None,
     language: str | None = None,
+    glossary: bool = True,
 ) -> list[ClassifyResult]:
     """``classify`` over up to 1,000 inputs at once, one result each, same order.
 
@@ -273,7 +280,7 @@ def classify_batch(
     """
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model)
+                   image_model, glossary)
     return _score(clf, items, "classify", language, cache=cache, endpoint="classify_batch", adapt=adapt)
 
 
@@ -296,10 +303,11 @@ def tag_batch(
     adapt: bool = False,
     image_model: str | None = None,
     language: str | None = None,
+    glossary: bool = True,
 ) -> list[TagResult]:
     """``tag`` over up to 1,000 inputs at once, one result each, same order (``adapt`` as in
     ``classify_batch``)."""
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model)
+                   image_model, glossary)
     return _score(clf, items, "tag", language, threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)

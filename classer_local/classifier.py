@@ -86,16 +86,19 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         cache: bool = True,
         truncate: Truncate | str | None = None,
         allow_paths: bool = True,
+        glossary: bool = True,
     ) -> None:
         # The arguments exactly as given: scikit-learn's get_params/clone contract.
         self._params = {"labels": labels, "descriptions": descriptions, "examples": examples,
                         "text_type": text_type, "priority": priority, "model": model, "image_model": image_model,
                         "device": device, "threshold": threshold, "cache": cache, "truncate": truncate,
-                        "allow_paths": allow_paths}
+                        "allow_paths": allow_paths, "glossary": glossary}
         if labels is None and examples:
             labels = list(examples)
         self.labels: list[str] = validation.labels(labels) if labels is not None else []
-        self.descriptions = validation.descriptions(descriptions, self.labels)
+        # Labels without a description borrow the built-in one (glossary.py) unless glossary=False.
+        self.glossary = validation.glossary(glossary)
+        self.descriptions = self._described(validation.descriptions(descriptions, self.labels))
         self.examples = validation.examples(examples, self.labels)
         self.text_type = validation.text_type(text_type) or None
         self.priority = str(value(priority) or "standard")
@@ -125,6 +128,11 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         self.multi_label_ = False  # fitted with an indicator matrix: texts under several labels are expected
 
     # ------------------------------------------------------------------ building
+    def _described(self, given: dict[str, str]) -> dict[str, str]:
+        from . import glossary
+
+        return glossary.fill(self.labels, given) if self.glossary else given
+
     @property
     def classes_(self) -> np.ndarray:
         return np.array(self.labels, dtype=object)
@@ -538,6 +546,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
                 examples.setdefault(str(label), []).append(text)
         labels = list(self.labels) + sorted(lb for lb in examples if lb not in self.labels)
         self.labels = validation.labels(labels)
+        self.descriptions = self._described(self.descriptions)
         self.examples = validation.examples(examples, self.labels)
         self._built = False
         self._visual = None

@@ -70,6 +70,7 @@ class ClassifierOptions:
     truncate: Truncate | str | None = None
     classifier: str | None = None
     image_model: str | None = None
+    glossary: bool = True  # labels without a description borrow the built-in one (glossary.py)
 
     def validate(self) -> ClassifierOptions:
         """Enforce the labels-or-classifier rule with the same typed errors everywhere."""

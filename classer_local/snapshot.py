@@ -26,7 +26,8 @@ def get_state(clf: Classifier) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     config: dict[str, Any] = {
         "labels": clf.labels, "descriptions": clf.descriptions, "text_type": clf.text_type,
         "model": clf.spec.name, "priority": clf.priority, "threshold": clf._params["threshold"],
-        "truncate": clf.truncate, **(clf.heads_.config() if clf.heads_ is not None else {}),
+        "truncate": clf.truncate, "glossary": clf.glossary,
+        **(clf.heads_.config() if clf.heads_ is not None else {}),
         "tag_platt": list(clf.tag_platt_) if clf.tag_platt_ else None,
         "tag_thresholds": None if clf.tag_thresholds_ is None else [
             float(t) if np.isfinite(t) else None for t in clf.tag_thresholds_],
@@ -53,7 +54,10 @@ def from_state(cls: type[Classifier], config: Mapping[str, Any], arrays: Mapping
     clf = cls(config["labels"], descriptions=config.get("descriptions"), text_type=config.get("text_type"),
               model=config["model"], image_model=config.get("image_model"),
               priority=config.get("priority", "standard"), device=device,
-              threshold=config.get("threshold"), truncate=config.get("truncate"), allow_paths=allow_paths)
+              threshold=config.get("threshold"), truncate=config.get("truncate"), allow_paths=allow_paths,
+              # "descriptions" already holds what the glossary gave when it was saved: a later
+              # glossary must not change a saved classifier.
+              glossary=False)
     clf.examples = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
     clf.ref = ref
     digest = hashlib.sha256(cache_mod.canonical(dict(config)).encode())

@@ -202,6 +202,7 @@ def create(
     tune: bool = False,
     tune_settings: Any = None,
     progress: bool = False,
+    glossary: bool = True,
 ) -> dict[str, Any]:
     """Fit a classifier and save it as the next version of ``name``; returns its info.
 
@@ -213,7 +214,9 @@ def create(
     With at least 4 text examples for every label, tag confidences are calibrated for
     these labels by cross-validation (``calibrate=False`` skips it). ``tune=True`` fine-tunes the
     encoder on the text examples first (``Classifier.tune``); the version then stores the LoRA
-    delta (a few hundred KB), not a model.
+    delta (a few hundred KB), not a model. Labels without a description borrow the built-in
+    glossary's (``glossary=False``: bare names); the version stores the descriptions it used, so
+    a later glossary never changes a saved classifier.
 
     Example:
         >>> info = create("tickets", labels=["billing", "technical"],
@@ -230,7 +233,7 @@ def create(
     extra: dict[str, Any] = {} if allow_paths else {"allow_paths": False}
     clf = Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
                      priority=priority, model=model, device=device, threshold=threshold, truncate=truncate,
-                     **extra)
+                     glossary=glossary, **extra)
     if tune:
         clf.tune(tune_settings, progress=progress)
     calibrated = bool(calibrate and clf.examples and clf.calibrate())

@@ -90,7 +90,7 @@ def calibrate(name: str, rows: str | os.PathLike[str], max_rows: int = 5000) -> 
     if len(labels) < 2 or len(data) < 20:
         raise InvalidRequestError("calibration_rows_too_few", "Calibration needs at least 20 rows over 2 or more labels.",
                                   {"rows": len(data), "labels": len(labels)})
-    clf = Classifier(labels, model=spec.name).build()
+    clf = Classifier(labels, model=spec.name, glossary=False).build()
     X = clf.encode([r["text"] for r in data])[0]
     y = np.array([labels.index(r["label"]) for r in data])
     sims = scoring.cosine(X, clf.prototypes_)

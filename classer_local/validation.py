@@ -145,6 +145,18 @@ def threshold(value: Any) -> float:
     return t
 
 
+def glossary(value: Any) -> bool:
+    """``glossary`` as a true boolean; 0/1 and strings ("false") are refused, not read as truth values.
+
+    Example:
+        >>> glossary(False)
+        False
+    """
+    if not isinstance(value, bool):
+        raise _bad("glossary_invalid", f"glossary must be true or false, got {value!r}.", glossary=repr(value)[:50])
+    return value
+
+
 def text(value: Any, index: int | None = None) -> str:
     where = "" if index is None else f" at index {index}"
     if value is None:

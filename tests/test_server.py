@@ -285,6 +285,19 @@ def test_standard_model(client: httpx.Client) -> None:
     assert d["model"] == "minilm-l6-labelmatch" and d["label"] == "billing"
 
 
+
+def test_glossary_field(client: httpx.Client) -> None:
+    """Bare names borrow the built-in glossary's descriptions, as in the library; false turns it off."""
+    body = {"text": "I can't log in to my account", "labels": LABELS, "cache": False}
+    on = client.post("/v1/classify", json=body)
+    assert on.status_code == 200, on.text
+    off = client.post("/v1/classify", json={**body, "glossary": False})
+    assert off.status_code == 200, off.text
+    assert on.json()["label"] == "technical" and on.json()["scores"] != off.json()["scores"]
+    # Strictly a boolean: "false" is not read as a truth value.
+    r = client.post("/v1/tag", json={**body, "glossary": "false"})
+    assert _assert_error(r, 400, "request_invalid")["details"]["errors"][0]["loc"] == ["body", "glossary"]
+
 FRENCH = "Je ne peux pas me connecter à mon compte depuis la mise à jour, et le service client ne répond pas."
 EVAL_DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "evaldata" / "documents" / "files"
 FRENCH_INVOICE = EVAL_DOCS / "doc06.pdf"  # "Facture n° ...", read in tests/test_multilingual.py

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         used[folder.name] = len(rows)
         y = np.array([labels.index(r["label"]) for r in rows])
-        clf = cl.Classifier(labels, model=a.model)
+        clf = cl.Classifier(labels, model=a.model, glossary=False)  # bare names
         X = clf.embedder.encode([r["text"] for r in rows])
         clf.build()
         s = scoring.cosine(X, clf.prototypes_)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
         dfile = folder / "descriptions.json"
         if dfile.exists():
             desc = {k: v for k, v in json.loads(dfile.read_text()).items() if k in labels}
-            dclf = cl.Classifier(labels, model=a.model, descriptions=desc).build()
+            dclf = cl.Classifier(labels, model=a.model, descriptions=desc, glossary=False).build()
             desc_sims.append(scoring.cosine(X, dclf.prototypes_))
             desc_y.append(y)
         tag_f.append(s)

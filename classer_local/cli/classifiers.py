@@ -54,6 +54,7 @@ def register(sub: Subparsers) -> None:
     cc.add_argument("--threshold", type=float)
     cc.add_argument("--truncate", choices=TRUNCATES)
     cc.add_argument("--no-calibrate", action="store_true")
+    cc.add_argument("--no-glossary", action="store_true", help="bare label names: no built-in descriptions")
     cc.add_argument("--tune", action="store_true", help="fine-tune the encoder on the examples (a LoRA delta; minutes)")
     _tune_flags(cc)
     add_json(cc)
@@ -152,6 +153,8 @@ def run_create(args: argparse.Namespace) -> int:
             spec[flag] = value
     if args.no_calibrate:
         spec["calibrate"] = False
+    if args.no_glossary:
+        spec["glossary"] = False
     if args.tune:
         spec.update(tune=True, tune_settings=_tune_settings(args), progress=not args.json)
     info = store.create(args.name, spec.pop("labels", None), **spec)

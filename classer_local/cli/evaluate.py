@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         truncate=args.truncate,
         classifier=args.classifier,
+        glossary=not args.no_glossary,
     ).build()
     unknown = sorted(truth - set(clf.labels))
     if unknown:

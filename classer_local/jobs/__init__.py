@@ -382,6 +382,7 @@ def create(
     owner: str | None = None,
     allow_paths: bool = True,
     adapt: bool = False,
+    glossary: bool = True,
 ) -> Job:
     """A new job over an NDJSON input; ``start()`` runs it.
 
@@ -394,7 +395,8 @@ def create(
     marks the job untrusted: no row's ``image``/``file`` is ever read as a path on this
     machine (such rows get a ``path_not_allowed`` error row); the server passes it.
     ``adapt=True`` adapts the label prototypes to each chunk's texts (``classer_local.adapt``;
-    chunks of at least ``adapt.MIN_BATCH`` rows, with its degeneracy guard).
+    chunks of at least ``adapt.MIN_BATCH`` rows, with its degeneracy guard). ``glossary=False``
+    scores bare label names (default: labels without a description borrow the built-in ones).
 
     ``engine="ray"`` runs the job on a Ray cluster (``pip install 'classer-local[ray]'``;
     see ``classer_local.jobs.ray``): ``address`` (``None``: a Ray on this machine,
@@ -424,8 +426,10 @@ def create(
     allow_paths = bool(allow_paths)
     priority = str(value(priority) or "standard")
     truncate = value(truncate)
+    glossary = validation.glossary(glossary)
     ClassifierOptions(labels=labels, descriptions=descriptions, examples=examples, text_type=text_type,
-                      priority=priority, model=model, truncate=truncate, classifier=classifier).validate()
+                      priority=priority, model=model, truncate=truncate, classifier=classifier,
+                      glossary=glossary).validate()
     ray_opts = _engine_options(engine, address, num_workers, gpus_per_worker, batch_size)
     if classifier is not None:
         from .. import store
@@ -435,7 +439,7 @@ def create(
     else:
         # Validates labels, descriptions, examples, model and truncate without embedding anything.
         Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type, priority=priority,
-                   model=model, device=device, truncate=truncate, allow_paths=allow_paths)
+                   model=model, device=device, truncate=truncate, allow_paths=allow_paths, glossary=glossary)
     job_id = new_id()
     jobs_root = root()
     tmp = jobs_root / f".tmp-{job_id}"
@@ -465,6 +469,7 @@ def create(
             "owner": owner,
             "allow_paths": allow_paths,
             "adapt": bool(adapt),
+            "glossary": glossary,
             "created_at": now(),
             "started_at": None,
             "finished_at": None,

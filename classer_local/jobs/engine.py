@@ -54,7 +54,8 @@ def build_classifier(spec: dict[str, Any]) -> Classifier:
     opts = ClassifierOptions(labels=spec.get("labels"), descriptions=spec.get("descriptions"),
                              examples=spec.get("examples"), text_type=spec.get("text_type"),
                              priority=spec.get("priority") or "standard", model=spec.get("model"),
-                             truncate=spec.get("truncate"), classifier=spec.get("classifier"))
+                             truncate=spec.get("truncate"), classifier=spec.get("classifier"),
+                             glossary=spec.get("glossary", True) is not False)
     return opts.build(device=spec.get("device") or "auto", allow_paths=bool(spec.get("allow_paths", True)))
 
 

@@ -51,6 +51,7 @@ def options(body: Options) -> ClassifierOptions:
         model=body.model,
         truncate=body.truncate,
         classifier=body.classifier,
+        glossary=body.glossary,
     )
 
 

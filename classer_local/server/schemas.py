@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from ..language import LANGUAGES
 from ..options import PRIORITIES, TRUNCATES
@@ -49,6 +49,7 @@ class Options(_Body):
     language: Language | None = Field(
         None, description='"auto": inputs detected as not English are scored by the multilingual model.'
     )
+    glossary: StrictBool = Field(True, description="Labels without a description borrow the built-in glossary's.")
 
 
 class ClassifyRequest(Options):
@@ -108,6 +109,7 @@ class ClassifierCreateRequest(_Body):
     threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False,
                                     description="None: per-label thresholds fitted from the examples, else 0.5.")
     truncate: Truncate | None = None
+    glossary: StrictBool = Field(True, description="Labels without a description borrow the built-in glossary's.")
     calibrate: bool = True
     shared: bool = Field(False, description="Readable (not deletable) by every key of this server.")
 

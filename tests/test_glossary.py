@@ -1,0 +1,101 @@
+"""The built-in label glossary: bare everyday label names borrow a description (glossary.py).
+
+Real models, real store, real CLI process. The server's field is tested in test_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import classer_local as cl
+from classer_local import glossary, store
+from classer_local.errors import InvalidRequestError
+
+SUPPORT = ["billing", "technical", "sales"]
+LOGIN = "I can't log in to my account"
+
+
+def test_the_seeds_examples_answer_as_their_docs_say():
+    # The project's own first example: bare names, no description given.
+    r = cl.classify(text=LOGIN, labels=SUPPORT, cache=False)
+    assert r.label == "technical" and r.confidence > 0.8
+    t = cl.tag(text="Breaking: Tech stocks surge amid AI boom",
+               labels=["politics", "technology", "finance", "sports"], cache=False)
+    assert {x.label for x in t.labels} == {"technology", "finance"}
+
+
+def test_bare_names_without_the_glossary_score_differently():
+    on = cl.Classifier(SUPPORT)
+    off = cl.Classifier(SUPPORT, glossary=False)
+    assert set(on.descriptions) == set(SUPPORT) and off.descriptions == {}
+    assert on.descriptions["technical"] == glossary.lookup("Technical")
+    assert on.classify(LOGIN).scores != off.classify(LOGIN).scores
+    # The request cache keys on the descriptions used: the two never share an answer.
+    a = cl.classify(text=LOGIN, labels=SUPPORT)
+    b = cl.classify(text=LOGIN, labels=SUPPORT, glossary=False)
+    assert a.scores != b.scores
+
+
+def test_a_given_description_wins_and_unknown_names_stay_bare():
+    clf = cl.Classifier(["Billing", "zebra crossing", "technical"], descriptions={"technical": "Hardware faults"},
+                        priority="fast")
+    assert clf.descriptions["technical"] == "Hardware faults"
+    assert clf.descriptions["Billing"].startswith("Billing and payments")  # matched case-insensitively
+    assert "zebra crossing" not in clf.descriptions
+    assert glossary.key(" Not_Spam ") == glossary.key("not-spam") == "not spam"
+    assert glossary.lookup("not spam") and glossary.lookup("no such label here") is None
+
+
+def test_fit_adds_the_glossary_for_labels_learned_from_y():
+    clf = cl.Classifier(priority="fast").fit(["refund me please", "the app crashes"], ["billing", "technical"])
+    assert set(clf.descriptions) == {"billing", "technical"}
+    assert cl.Classifier(priority="fast", glossary=False).fit(["a", "b"], ["billing", "technical"]).descriptions == {}
+
+
+@pytest.mark.parametrize("bad", ["false", 0, None])
+def test_glossary_takes_only_a_boolean(bad):
+    with pytest.raises(InvalidRequestError) as exc:
+        cl.Classifier(SUPPORT, glossary=bad, priority="fast")
+    assert exc.value.code == "glossary_invalid"
+
+
+def test_the_glossary_file_is_well_formed():
+    data = json.loads((Path(glossary.__file__).parent / "data" / "label_glossary.json").read_text())
+    keys = [glossary.key(n) for e in data["entries"] for n in e["names"]]
+    assert len(keys) == len(set(keys)), "a name appears in two entries"
+    for e in data["entries"]:
+        assert 20 <= len(e["description"]) <= 300 and e["names"]
+    assert glossary.version().startswith(f"{data['version']}-")
+
+
+def test_a_saved_classifier_keeps_the_descriptions_it_was_made_with(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
+    try:
+        info = store.create("tickets", labels=SUPPORT, model="fast")
+        loaded = store.load(info["ref"])
+        assert loaded.descriptions == cl.Classifier(SUPPORT, priority="fast").descriptions
+        assert loaded.glossary is False  # a later glossary never changes a saved version
+        bare = store.load(store.create("tickets", labels=SUPPORT, model="fast", glossary=False)["ref"])
+        assert bare.descriptions == {}
+    finally:
+        store.clear_loaded()
+
+
+def test_cli_no_glossary(tmp_path):
+    env = {**os.environ, "CLASSER_HOME": str(tmp_path)}
+
+    def run(*args):
+        res = subprocess.run([sys.executable, "-m", "classer_local.cli", "classify", LOGIN, "--labels",
+                              ",".join(SUPPORT), "--json", "-v", *args], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    on, off = run(), run("--no-glossary")
+    assert on["label"] == "technical" and on["scores"] != off["scores"]
