@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from classer_local.language import LANGUAGES
+
 from ._common import add_json, add_labels, emit, existing, options, read_text
 
 if TYPE_CHECKING:
@@ -23,8 +25,9 @@ def register(sub: Subparsers) -> None:
         if name == "tag":
             c.add_argument("--threshold", type=float,
                            help="minimum confidence (default: the classifier's per-label thresholds, else 0.5)")
-        c.add_argument("--language", choices=["auto"],
-                       help="auto: a text that is not English goes to the multilingual model when installed")
+        c.add_argument("--language", choices=LANGUAGES,
+                       help="auto: a text or document that is not English goes to the multilingual model "
+                            "when installed")
         c.add_argument("-v", "--verbose", action="store_true", help="print every label's score")
         add_json(c)
         c.set_defaults(func=run_tag if name == "tag" else run_classify)
