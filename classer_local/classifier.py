@@ -98,6 +98,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         self.labels: list[str] = validation.labels(labels) if labels is not None else []
         # Labels without a description borrow the built-in one (glossary.py) unless glossary=False.
         self.glossary = validation.glossary(glossary)
+        self.glossary_labels_: frozenset[str] = frozenset()  # set_params re-runs __init__: start clean
         self.descriptions = self._described(validation.descriptions(descriptions, self.labels))
         self.examples = validation.examples(examples, self.labels)
         self.text_type = validation.text_type(text_type) or None
@@ -129,9 +130,13 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
 
     # ------------------------------------------------------------------ building
     def _described(self, given: dict[str, str]) -> dict[str, str]:
+        """``given`` plus the glossary's descriptions; ``glossary_labels_`` says which labels got one."""
         from . import glossary
 
-        return glossary.fill(self.labels, given) if self.glossary else given
+        own = {k: v for k, v in given.items() if k not in self.glossary_labels_}
+        out = glossary.fill(self.labels, own) if self.glossary else own
+        self.glossary_labels_ = frozenset(set(out) - set(own))
+        return out
 
     @property
     def classes_(self) -> np.ndarray:
@@ -210,9 +215,13 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
 
     # ------------------------------------------------------------------ scoring math
     def _temperature(self) -> float:
-        """The softmax temperature of the prior: names-only and described labels are fitted apart."""
+        """The softmax temperature of the prior, per regime: names only, described, and described
+        by the glossary alone (its short generic descriptions separate labels about as well as
+        bare names: training/calibrate_glossary.py)."""
         if not self.descriptions:
             return self._calib("temperature_names", self._calib("temperature", 0.05))
+        if len(self.glossary_labels_) == len(self.descriptions):
+            return self._calib("temperature_glossary", self._calib("temperature", 0.05))
         return self._calib("temperature", 0.05)
 
     def _classify_logp(self, X: np.ndarray, sims: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ def request_key(clf: Classifier, item: Item, op: str, threshold: float | None = 
         "vectors": clf.vector_id,  # differs once the encoder is tuned
         "labels": sorted(clf.labels),
         "descriptions": clf.descriptions,
+        "glossary_labels": sorted(clf.glossary_labels_),  # the regime (its temperature) they were given in
         "examples": clf.ref or clf.state_id_ or examples_digest(clf),
         "text_type": clf.text_type,
         "truncate": clf.truncate,

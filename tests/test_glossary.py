@@ -74,13 +74,28 @@ def test_the_glossary_file_is_well_formed():
     assert glossary.version().startswith(f"{data['version']}-")
 
 
+def test_each_regime_has_its_temperature():
+    calib = cl.Classifier(SUPPORT).spec.calibration
+    assert cl.Classifier(SUPPORT)._temperature() == calib["temperature_glossary"]  # glossary alone
+    assert cl.Classifier(SUPPORT, glossary=False)._temperature() == calib["temperature_names"]
+    mixed = cl.Classifier(SUPPORT, descriptions={"sales": "Buying and pricing"})
+    assert mixed.glossary_labels_ == {"billing", "technical"} and mixed._temperature() == calib["temperature"]
+    # set_params re-runs __init__: a description the caller now gives is theirs, not the glossary's.
+    clf = cl.Classifier(SUPPORT)
+    clf.set_params(descriptions={"billing": clf.descriptions["billing"]})
+    assert clf.glossary_labels_ == {"technical", "sales"}
+
+
 def test_a_saved_classifier_keeps_the_descriptions_it_was_made_with(tmp_path, monkeypatch):
     monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
     try:
         info = store.create("tickets", labels=SUPPORT, model="fast")
         loaded = store.load(info["ref"])
-        assert loaded.descriptions == cl.Classifier(SUPPORT, priority="fast").descriptions
+        live = cl.Classifier(SUPPORT, priority="fast")
+        assert loaded.descriptions == live.descriptions
         assert loaded.glossary is False  # a later glossary never changes a saved version
+        assert loaded.glossary_labels_ == live.glossary_labels_  # nor its regime
+        assert loaded.classify(LOGIN).scores == live.classify(LOGIN).scores
         bare = store.load(store.create("tickets", labels=SUPPORT, model="fast", glossary=False)["ref"])
         assert bare.descriptions == {}
     finally:
