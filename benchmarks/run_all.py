@@ -1,5 +1,7 @@
 """Every benchmark in one run: accuracy beside few-shot peers, multi-label tag and calibration,
-speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png.
+speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png, and
+copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION and DOCUMENTS.md:
+rerun those scripts to refresh their sections).
 
     python benchmarks/run_all.py --data ../shared/evaldata [--quick] [--device cpu|cuda]
 
@@ -256,6 +258,20 @@ def goals(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, str,
     return out
 
 
+# Sections copied from the reports other scripts write (title, report, script), in this order.
+SECTIONS = (("Zero-shot", "ZEROSHOT.md", "zeroshot.py"),
+            ("Few-shot learning curve", "LEARNING_CURVE.md", "learning_curve.py"),
+            ("Opt-in tuning", "TUNE.md", "tune.py"),
+            ("Images", "VISION.md", "vision.py"),
+            ("Documents", "DOCUMENTS.md", "documents.py"))
+
+
+def section_body(text: str) -> list[str]:
+    """A report's lines under its own section here: its title and generated-file comment dropped,
+    its headings one level down (its ``##`` becomes ``###``)."""
+    return ["#" + ln if ln.startswith("#") else ln for ln in text.splitlines()[1:] if not ln.startswith("<!--")]
+
+
 def write_report(res: dict[str, Any], args: argparse.Namespace, command: str, started: str, seconds: float) -> str:
     L: list[str] = []
     w = L.append
@@ -398,18 +414,17 @@ def write_report(res: dict[str, Any], args: argparse.Namespace, command: str, st
         w("")
         w("![speed](plots/speed.png)")
         w("")
-    for title, name in (("Few-shot learning curve", "LEARNING_CURVE.md"), ("Opt-in tuning", "TUNE.md")):
+    for title, name, _ in SECTIONS:
         path = HERE / name
         if path.exists():  # made by their own scripts (their command, machine and load are in the section)
-            body = [ln for ln in path.read_text().splitlines()[1:] if not ln.startswith("<!--")]
             w(f"## {title} (from [{name}]({name}))")
             w("")
-            L.extend(ln.replace("](plots/", "](plots/") for ln in body)
+            L.extend(section_body(path.read_text()))
             w("")
     w("## Notes")
     w("")
-    w("- Zero-shot on 22 unseen sets (`../shared/trainingdata/eval`) and the five dev sets, per model, with and "
-      "without batch adaptation: [ZEROSHOT.md](ZEROSHOT.md) (`benchmarks/zeroshot.py`).")
+    w("- Reports made by their own scripts and copied above: " + ", ".join(
+        f"[{name}]({name}) (`benchmarks/{script}`)" for _, name, script in SECTIONS) + ".")
     for note in res["notes"]:
         w(f"- {note}")
     w("")
