@@ -38,6 +38,7 @@ def get_classifier(
     allow_paths: bool = True,
     image_model: str | None = None,
     glossary: bool = True,
+    ocr: bool = False,
 ) -> Classifier:
     """The ``Classifier`` for these arguments, built once and kept in a small LRU.
 
@@ -45,7 +46,7 @@ def get_classifier(
     (giving both is the typed error ``classifier_and_labels``).
     """
     return ClassifierOptions(labels, descriptions, examples, text_type, priority, model, truncate,
-                             classifier, image_model, glossary).build(device=device, allow_paths=allow_paths)
+                             classifier, image_model, glossary, ocr).build(device=device, allow_paths=allow_paths)
 
 
 def batch_items(texts: Sequence[Any] | None, images: Sequence[Any] | None, files: Sequence[Any] | None) -> list[Item]:
@@ -162,10 +163,10 @@ def _score(clf: Classifier, items: list[Item], op: str, language: str | None, *,
 
 def _options(labels: Any, descriptions: Any, examples: Any, text_type: Any, priority: Any, model: Any,
              truncate: Any, classifier: Any, device: str, image_model: str | None = None,
-             glossary: bool = True) -> Classifier:
+             glossary: bool = True, ocr: bool = False) -> Classifier:
     return get_classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type,
                           priority=priority, model=model, device=device, truncate=truncate, classifier=classifier,
-                          image_model=image_model, glossary=glossary)
+                          image_model=image_model, glossary=glossary, ocr=ocr)
 
 
 def classify(
@@ -186,6 +187,7 @@ def classify(
     image_model: str | None = None,
     language: str | None = None,
     glossary: bool = True,
+    ocr: bool = False,
 ) -> ClassifyResult:
     """Pick the one best label for a text, image(s) or document.
 
@@ -196,7 +198,9 @@ def classify(
     (``use-multilingual``, the ``[multilingual]`` extra) when it is installed; images stay on
     ``model`` (``route``). A label given without a description borrows the built-in glossary's
     (``classer_local.glossary``: "technical" reads as a technical problem); ``glossary=False``
-    scores the bare names.
+    scores the bare names. ``ocr=True`` also reads the words in images (a photo of a receipt, a
+    screenshot; the ``[ocr]`` extra) and scores them with the picture, as a document's text is;
+    a result's ``ocr_tokens`` counts them. Scanned PDFs are read whatever ``ocr`` says.
 
     Example:
         >>> import classer_local as cl
@@ -206,7 +210,7 @@ def classify(
         'technical'
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model, glossary)
+                   image_model, glossary, ocr)
     return _score(clf, [Item(text, image, file)], "classify", language, cache=cache, endpoint="classify")[0]
 
 
@@ -229,6 +233,7 @@ def tag(
     image_model: str | None = None,
     language: str | None = None,
     glossary: bool = True,
+    ocr: bool = False,
 ) -> TagResult:
     """Every label whose calibrated confidence reaches ``threshold``, best first.
 
@@ -242,7 +247,7 @@ def tag(
         ['technology', 'finance']
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model, glossary)
+                   image_model, glossary, ocr)
     return _score(clf, [Item(text, image, file)], "tag", language, threshold=threshold, cache=cache, endpoint="tag")[0]
 
 
@@ -265,6 +270,7 @@ def classify_batch(
     image_model: str | None = None,
     language: str | None = None,
     glossary: bool = True,
+    ocr: bool = False,
 ) -> list[ClassifyResult]:
     """``classify`` over up to 1,000 inputs at once, one result each, same order.
 
@@ -280,7 +286,7 @@ def classify_batch(
     """
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model, glossary)
+                   image_model, glossary, ocr)
     return _score(clf, items, "classify", language, cache=cache, endpoint="classify_batch", adapt=adapt)
 
 
@@ -304,10 +310,11 @@ def tag_batch(
     image_model: str | None = None,
     language: str | None = None,
     glossary: bool = True,
+    ocr: bool = False,
 ) -> list[TagResult]:
     """``tag`` over up to 1,000 inputs at once, one result each, same order (``adapt`` as in
     ``classify_batch``)."""
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
-                   image_model, glossary)
+                   image_model, glossary, ocr)
     return _score(clf, items, "tag", language, threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)

@@ -87,17 +87,21 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         truncate: Truncate | str | None = None,
         allow_paths: bool = True,
         glossary: bool = True,
+        ocr: bool = False,
     ) -> None:
         # The arguments exactly as given: scikit-learn's get_params/clone contract.
         self._params = {"labels": labels, "descriptions": descriptions, "examples": examples,
                         "text_type": text_type, "priority": priority, "model": model, "image_model": image_model,
                         "device": device, "threshold": threshold, "cache": cache, "truncate": truncate,
-                        "allow_paths": allow_paths, "glossary": glossary}
+                        "allow_paths": allow_paths, "glossary": glossary, "ocr": ocr}
         if labels is None and examples:
             labels = list(examples)
         self.labels: list[str] = validation.labels(labels) if labels is not None else []
         # Labels without a description borrow the built-in one (glossary.py) unless glossary=False.
         self.glossary = validation.glossary(glossary)
+        # True: the words in an image (a photo of a receipt, a screenshot) are read (the ocr extra)
+        # and scored as its text, fused with its look as a document's text is.
+        self.ocr = validation.ocr(ocr)
         self.glossary_labels_: frozenset[str] = frozenset()  # set_params re-runs __init__: start clean
         self.descriptions = self._described(validation.descriptions(descriptions, self.labels))
         self.examples = validation.examples(examples, self.labels)
@@ -305,7 +309,10 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
             if it.image is not None:
                 from .inputs import load_images
 
-                images.extend(load_images(it.image, policy=self.policy_, budget=budget))
+                loaded = load_images(it.image, policy=self.policy_, budget=budget)
+                images.extend(loaded)
+                if self.ocr:
+                    text = self._image_words(text, loaded, ocr_tokens, i)
             if self._image_only and not images:
                 raise InvalidRequestError(
                     "model_kind_mismatch", f"Model {self.model!r} is an image model; a text needs a text model "
@@ -339,6 +346,20 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
             has_text[text_idx] = True
             vis = fusion.VisualSims(full, has_text)
         return X, sims, tokens, vtokens, vis
+
+    @staticmethod
+    def _image_words(text: str | None, images: list[Any], ocr_tokens: list[int], i: int) -> str | None:
+        """``text`` with the words OCR reads in ``images`` (``ocr=True``; the ocr extra, else its
+        typed ``ModelNotInstalledError``)."""
+        from . import ocr
+
+        words = []
+        for image in images:
+            found, _, count = ocr.read_text(image)
+            ocr_tokens[i] += count
+            if found.strip():
+                words.append(found)
+        return "\n".join(t for t in (text, *words) if t) or None
 
     def _visual_scorer(self) -> Any:
         with self._lock:

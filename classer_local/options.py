@@ -71,12 +71,17 @@ class ClassifierOptions:
     classifier: str | None = None
     image_model: str | None = None
     glossary: bool = True  # labels without a description borrow the built-in one (glossary.py)
+    ocr: bool = False  # read the words in images too (the ocr extra)
 
     def validate(self) -> ClassifierOptions:
         """Enforce the labels-or-classifier rule with the same typed errors everywhere."""
         if self.classifier is not None and self.labels is not None:
             raise InvalidRequestError(
                 "classifier_and_labels", "Give either labels or classifier, not both.",
+                {"classifier": self.classifier})
+        if self.classifier is not None and self.ocr is True:
+            raise InvalidRequestError(
+                "ocr_with_classifier", "ocr=True is an option of ad-hoc labels; a saved classifier does not take it.",
                 {"classifier": self.classifier})
         if self.classifier is None and self.labels is None and not self.examples:
             raise InvalidRequestError("labels_required", "labels is required: a list of 1 to 200 label strings.")

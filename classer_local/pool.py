@@ -33,7 +33,7 @@ def get_classifier(options: ClassifierOptions, *, device: str = "auto", allow_pa
         "examples": examples_fingerprint(o.examples, allow_paths) if isinstance(o.examples, Mapping) else o.examples,
         "text_type": o.text_type, "priority": value(o.priority), "model": o.model,
         "device": device, "truncate": value(o.truncate), "allow_paths": allow_paths, "image_model": o.image_model,
-        "glossary": o.glossary,
+        "glossary": o.glossary, "ocr": o.ocr,
     })
     with _lock:
         clf = _classifiers.get(key)
@@ -42,7 +42,8 @@ def get_classifier(options: ClassifierOptions, *, device: str = "auto", allow_pa
             return clf
     clf = Classifier(o.labels, descriptions=o.descriptions, examples=o.examples, text_type=o.text_type,
                      priority=o.priority or "standard", model=o.model, image_model=o.image_model, device=device,
-                     truncate=o.truncate, allow_paths=allow_paths, glossary=o.glossary)
+                     truncate=o.truncate, allow_paths=allow_paths, glossary=o.glossary,
+                     ocr=o.ocr)
     with _lock:
         _classifiers[key] = clf
         while len(_classifiers) > MAX_CLASSIFIERS:

@@ -30,6 +30,7 @@ def request_key(clf: Classifier, item: Item, op: str, threshold: float | None = 
         "labels": sorted(clf.labels),
         "descriptions": clf.descriptions,
         "glossary_labels": sorted(clf.glossary_labels_),  # the regime (its temperature) they were given in
+        "ocr": clf.ocr if item.image is not None else None,
         "examples": clf.ref or clf.state_id_ or examples_digest(clf),
         "text_type": clf.text_type,
         "truncate": clf.truncate,

@@ -157,6 +157,18 @@ def glossary(value: Any) -> bool:
     return value
 
 
+def ocr(value: Any) -> bool:
+    """``ocr`` as a true boolean, refused otherwise (as ``glossary``).
+
+    Example:
+        >>> ocr(True)
+        True
+    """
+    if not isinstance(value, bool):
+        raise _bad("ocr_invalid", f"ocr must be true or false, got {value!r}.", ocr=repr(value)[:50])
+    return value
+
+
 def text(value: Any, index: int | None = None) -> str:
     where = "" if index is None else f" at index {index}"
     if value is None:

@@ -88,3 +88,54 @@ def test_scanned_pdf_is_classified_by_its_words() -> None:
     r = cl.classify(file=pdf.tobytes(), labels=["invoice", "recipe", "poem"], cache=False)
     assert r.ocr_tokens >= 6 and r.tokens > 0
     assert r.label == "invoice"
+
+
+def _photo_of_text(lines: list[str]) -> bytes:
+    """A PNG picture holding these lines (as a phone photo of a receipt or a screenshot would)."""
+    import io
+
+    png = io.BytesIO()
+    _scan(lines).crop((0, 0, 595, 300)).save(png, format="PNG")
+    return png.getvalue()
+
+
+def test_images_that_hold_text_are_read_with_ocr_true() -> None:
+    """``ocr=True``: an image's words are read and scored with its look; off by default (seconds a picture)."""
+    import classer_local as cl
+
+    image = _photo_of_text(["RECEIPT", "Cappuccino 3.50", "Croissant 2.20", "TOTAL PAID 5.70", "Thank you!"])
+    labels = ["receipt", "cat", "mountain landscape"]
+    read = cl.classify(image=image, labels=labels, ocr=True, cache=False)
+    assert read.ocr_tokens >= 6 and read.tokens > 0 and read.label == "receipt"
+    plain = cl.classify(image=image, labels=labels, cache=False)
+    assert plain.ocr_tokens == 0 and plain.tokens == 0 and plain.scores != read.scores
+    tags = cl.tag_batch(images=[image], labels=labels, ocr=True, threshold=0.0, cache=False)
+    assert tags[0].ocr_tokens == read.ocr_tokens
+
+
+def test_ocr_option_is_checked() -> None:
+    import classer_local as cl
+    from classer_local.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as exc:
+        cl.Classifier(["a", "b"], priority="fast", ocr="yes")
+    assert exc.value.code == "ocr_invalid"
+    with pytest.raises(InvalidRequestError) as exc:
+        cl.classify(text="x", classifier="tickets", ocr=True)
+    assert exc.value.code == "ocr_with_classifier"
+
+
+def test_cli_ocr_flag(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    image = tmp_path / "receipt.png"
+    image.write_bytes(_photo_of_text(["RECEIPT", "Cappuccino 3.50", "TOTAL PAID 3.50"]))
+    res = subprocess.run([sys.executable, "-m", "classer_local.cli", "classify", "--image", str(image), "--ocr",
+                          "-l", "receipt", "-l", "cat", "--json"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "CLASSER_HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["ocr_tokens"] >= 4 and out["label"] == "receipt"

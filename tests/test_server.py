@@ -298,6 +298,32 @@ def test_glossary_field(client: httpx.Client) -> None:
     r = client.post("/v1/tag", json={**body, "glossary": "false"})
     assert _assert_error(r, 400, "request_invalid")["details"]["errors"][0]["loc"] == ["body", "glossary"]
 
+
+def test_ocr_field_reads_the_words_in_an_image(client: httpx.Client) -> None:
+    from classer_local import ocr
+
+    if not ocr.available():
+        pytest.skip("the ocr extra is not installed")
+    import io
+
+    import pymupdf
+    from PIL import Image
+
+    pdf = pymupdf.open()
+    page = pdf.new_page(width=400, height=200)
+    for k, line in enumerate(["RECEIPT", "Cappuccino 3.50", "TOTAL PAID 3.50"]):
+        page.insert_text((40, 50 + 30 * k), line, fontsize=18)
+    pix = page.get_pixmap()
+    png = io.BytesIO()
+    Image.frombytes("RGB", (pix.width, pix.height), pix.samples).save(png, format="PNG")
+    body = {"image": base64.b64encode(png.getvalue()).decode(), "labels": ["receipt", "cat", "mountain"],
+            "cache": False}
+    read = client.post("/v1/classify", json={**body, "ocr": True})
+    assert read.status_code == 200, read.text
+    assert read.json()["ocr_tokens"] >= 4 and read.json()["label"] == "receipt"
+    plain = client.post("/v1/classify", json=body)
+    assert plain.status_code == 200 and plain.json()["ocr_tokens"] == 0
+
 FRENCH = "Je ne peux pas me connecter à mon compte depuis la mise à jour, et le service client ne répond pas."
 EVAL_DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "evaldata" / "documents" / "files"
 FRENCH_INVOICE = EVAL_DOCS / "doc06.pdf"  # "Facture n° ...", read in tests/test_multilingual.py

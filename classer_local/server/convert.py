@@ -52,6 +52,7 @@ def options(body: Options) -> ClassifierOptions:
         truncate=body.truncate,
         classifier=body.classifier,
         glossary=body.glossary,
+        ocr=body.ocr,
     )
 
 

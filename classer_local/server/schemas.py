@@ -50,6 +50,7 @@ class Options(_Body):
         None, description='"auto": inputs detected as not English are scored by the multilingual model.'
     )
     glossary: StrictBool = Field(True, description="Labels without a description borrow the built-in glossary's.")
+    ocr: StrictBool = Field(False, description="Also read the words in images (the server's ocr extra).")
 
 
 class ClassifyRequest(Options):
