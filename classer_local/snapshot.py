@@ -27,6 +27,7 @@ def get_state(clf: Classifier) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "labels": clf.labels, "descriptions": clf.descriptions, "text_type": clf.text_type,
         "model": clf.spec.name, "priority": clf.priority, "threshold": clf._params["threshold"],
         "truncate": clf.truncate, "glossary": clf.glossary, "glossary_labels": sorted(clf.glossary_labels_),
+        "ocr": clf.ocr,
         **(clf.heads_.config() if clf.heads_ is not None else {}),
         "tag_platt": list(clf.tag_platt_) if clf.tag_platt_ else None,
         "tag_thresholds": None if clf.tag_thresholds_ is None else [
@@ -57,7 +58,7 @@ def from_state(cls: type[Classifier], config: Mapping[str, Any], arrays: Mapping
               threshold=config.get("threshold"), truncate=config.get("truncate"), allow_paths=allow_paths,
               # "descriptions" already holds what the glossary gave when it was saved: a later
               # glossary must not change a saved classifier.
-              glossary=False)
+              glossary=False, ocr=config.get("ocr") is True)
     clf.glossary_labels_ = frozenset(config.get("glossary_labels") or ())  # the regime it was saved in
     clf.examples = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
     clf.ref = ref

@@ -139,3 +139,20 @@ def test_cli_ocr_flag(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["ocr_tokens"] >= 4 and out["label"] == "receipt"
+
+
+def test_jobs_read_image_words_with_ocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import json
+
+    import classer_local as cl
+
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
+    image = base64.b64encode(_photo_of_text(["RECEIPT", "Cappuccino 3.50", "TOTAL PAID 3.50"])).decode()
+    rows = [{"id": "r1", "image": image}, {"id": "t1", "text": "a fluffy cat asleep on the sofa"}]
+    job = cl.jobs.create(rows, labels=["receipt", "cat"], ocr=True)
+    assert job.start().status == "completed"
+    out = {r["id"]: r for r in job.results()}
+    assert out["r1"]["ocr_tokens"] >= 4 and out["r1"]["label"] == "receipt"
+    assert out["t1"]["ocr_tokens"] == 0 and out["t1"]["label"] == "cat"
+    assert json.loads((tmp_path / "jobs" / job.id / "job.json").read_text())["ocr"] is True

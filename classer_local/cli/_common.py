@@ -103,6 +103,8 @@ def add_labels(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="a model name from `models list` (overrides --priority)")
     g.add_argument("--truncate", choices=TRUNCATES)
     g.add_argument("--no-cache", action="store_true", help="skip the request cache")
+    g.add_argument("--ocr", action="store_true",
+                   help="also read the words in images (a receipt photo, a screenshot; the ocr extra)")
     g.add_argument("--no-glossary", action="store_true",
                    help="score bare label names (default: labels without --description borrow the built-in glossary's)")
 
@@ -146,6 +148,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "cache": not args.no_cache,
         "classifier": args.classifier,
         "glossary": not args.no_glossary,
+        "ocr": args.ocr,
     }
 
 

@@ -28,8 +28,6 @@ def register(sub: Subparsers) -> None:
         c.add_argument("--language", choices=LANGUAGES,
                        help="auto: a text or document that is not English goes to the multilingual model "
                             "when installed")
-        c.add_argument("--ocr", action="store_true",
-                       help="also read the words in --image (a receipt photo, a screenshot; the ocr extra)")
         c.add_argument("-v", "--verbose", action="store_true", help="print every label's score")
         add_json(c)
         c.set_defaults(func=run_tag if name == "tag" else run_classify)
@@ -68,8 +66,6 @@ def _call(args: argparse.Namespace, verb: str) -> tuple[Any, dict[str, Any]]:
     opts.update(model_keywords(opts.pop("model"), call, image=image is not None, file=file is not None))
     if args.language:
         opts["language"] = args.language
-    if args.ocr:
-        opts["ocr"] = True
     return call, {"text": text, "image": image, "file": file, **opts}
 
 

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         truncate=args.truncate,
         classifier=args.classifier,
         glossary=not args.no_glossary,
+        ocr=args.ocr,
     ).build()
     unknown = sorted(truth - set(clf.labels))
     if unknown:

@@ -383,6 +383,7 @@ def create(
     allow_paths: bool = True,
     adapt: bool = False,
     glossary: bool = True,
+    ocr: bool = False,
 ) -> Job:
     """A new job over an NDJSON input; ``start()`` runs it.
 
@@ -397,6 +398,7 @@ def create(
     ``adapt=True`` adapts the label prototypes to each chunk's texts (``classer_local.adapt``;
     chunks of at least ``adapt.MIN_BATCH`` rows, with its degeneracy guard). ``glossary=False``
     scores bare label names (default: labels without a description borrow the built-in ones).
+    ``ocr=True`` also reads the words in rows' images (the ``ocr`` extra).
 
     ``engine="ray"`` runs the job on a Ray cluster (``pip install 'classer-local[ray]'``;
     see ``classer_local.jobs.ray``): ``address`` (``None``: a Ray on this machine,
@@ -427,9 +429,10 @@ def create(
     priority = str(value(priority) or "standard")
     truncate = value(truncate)
     glossary = validation.glossary(glossary)
+    ocr = validation.ocr(ocr)
     ClassifierOptions(labels=labels, descriptions=descriptions, examples=examples, text_type=text_type,
                       priority=priority, model=model, truncate=truncate, classifier=classifier,
-                      glossary=glossary).validate()
+                      glossary=glossary, ocr=ocr).validate()
     ray_opts = _engine_options(engine, address, num_workers, gpus_per_worker, batch_size)
     if classifier is not None:
         from .. import store
@@ -439,7 +442,8 @@ def create(
     else:
         # Validates labels, descriptions, examples, model and truncate without embedding anything.
         Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type, priority=priority,
-                   model=model, device=device, truncate=truncate, allow_paths=allow_paths, glossary=glossary)
+                   model=model, device=device, truncate=truncate, allow_paths=allow_paths, glossary=glossary,
+                   ocr=ocr)
     job_id = new_id()
     jobs_root = root()
     tmp = jobs_root / f".tmp-{job_id}"
@@ -470,6 +474,7 @@ def create(
             "allow_paths": allow_paths,
             "adapt": bool(adapt),
             "glossary": glossary,
+            "ocr": ocr,
             "created_at": now(),
             "started_at": None,
             "finished_at": None,

@@ -55,7 +55,7 @@ def build_classifier(spec: dict[str, Any]) -> Classifier:
                              examples=spec.get("examples"), text_type=spec.get("text_type"),
                              priority=spec.get("priority") or "standard", model=spec.get("model"),
                              truncate=spec.get("truncate"), classifier=spec.get("classifier"),
-                             glossary=spec.get("glossary", True) is not False)
+                             glossary=spec.get("glossary", True) is not False, ocr=spec.get("ocr") is True)
     return opts.build(device=spec.get("device") or "auto", allow_paths=bool(spec.get("allow_paths", True)))
 
 

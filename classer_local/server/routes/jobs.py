@@ -158,6 +158,8 @@ async def create_job(
     kind: JobKind = "classify",
     priority: Priority | None = None,
     threshold: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
+    glossary: bool = Query(True, description="Labels without a description borrow the built-in glossary's."),
+    ocr: bool = Query(False, description="Also read the words in rows' images (the server's ocr extra)."),
     start: bool = False,
 ) -> dict[str, Any]:
     """Upload NDJSON rows ``{"id"?, "text" | "image" | "file"}`` as a job; ``start=true`` runs it now."""
@@ -178,6 +180,8 @@ async def create_job(
             "copy": True,
             "owner": caller.key_id,
             "allow_paths": False,
+            "glossary": glossary,
+            "ocr": ocr,
         }
         if names:
             kwargs["labels"] = names
