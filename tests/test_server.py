@@ -624,6 +624,12 @@ def test_batch_jobs(client: httpx.Client) -> None:
     evil = json.dumps({"image": sys.executable}).encode() + b"\n"
     _assert_error(client.post("/v1/batch", params={"labels": "a,b"}, content=evil), 422, "path_not_allowed")
     _assert_error(client.post("/v1/batch", params={"labels": "a,b"}, content=b""), 400, "file_empty")
+    # glossary, ocr and language reach the job's spec; a bad language is the library's own error.
+    r = client.post("/v1/batch", params={"labels": "a,b", "priority": "fast", "glossary": "false", "ocr": "true",
+                                         "language": "auto"}, content=ndjson)
+    assert r.status_code == 201, r.text
+    _assert_error(client.post("/v1/batch", params={"labels": "a,b", "language": "fr"}, content=ndjson),
+                  400, "language_invalid")
 
 
 # ---------------------------------------------------------------------- OpenAPI fuzzing

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from classer_local.language import LANGUAGES
+
 from ._common import EXIT_ERROR, OPS, CliError, add_json, add_labels, emit, existing, options
 
 if TYPE_CHECKING:
@@ -23,6 +25,8 @@ def register(sub: Subparsers) -> None:
     br.add_argument("--threshold", type=float, help="tag threshold")
     br.add_argument("--chunk-size", type=int, default=256)
     br.add_argument("--no-progress", action="store_true")
+    br.add_argument("--language", choices=LANGUAGES,
+                    help="auto: rows that are not English go to the multilingual model when installed")
     br.add_argument("--adapt", action="store_true",
                     help="adapt the label prototypes to each chunk's texts (batch adaptation; chunks of 256+)")
     br.add_argument("--keep-job", action="store_true", help="keep the job (see `jobs list`) after writing")
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         chunk_size=args.chunk_size,
         adapt=args.adapt,
+        language=args.language,
         **{k: v for k, v in opts.items() if v is not None},
     )
     try:

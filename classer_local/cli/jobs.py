@@ -7,6 +7,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from classer_local.language import LANGUAGES
+
 from ._common import EXIT_ERROR, OPS, CliError, add_json, add_labels, cell, emit, options, table
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ def register(sub: Subparsers) -> None:
     jr.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray actor (e.g. 1, or 0.5)")
     jr.add_argument("--batch-size", type=int, help="rows per Ray worker call (default: --chunk-size)")
     jr.add_argument("--no-progress", action="store_true")
+    jr.add_argument("--language", choices=LANGUAGES,
+                    help="auto: rows that are not English go to the multilingual model when installed")
     jr.add_argument("--adapt", action="store_true",
                     help="adapt the label prototypes to each chunk's texts (batch adaptation; chunks of 256+)")
     add_labels(jr)
@@ -127,6 +131,7 @@ def run_run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         chunk_size=args.chunk_size,
         adapt=args.adapt,
+        language=args.language,
         engine=args.engine,
         **ray_opts,
         **{k: v for k, v in opts.items() if v is not None},

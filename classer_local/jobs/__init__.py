@@ -384,6 +384,7 @@ def create(
     adapt: bool = False,
     glossary: bool = True,
     ocr: bool = False,
+    language: str | None = None,
 ) -> Job:
     """A new job over an NDJSON input; ``start()`` runs it.
 
@@ -398,7 +399,8 @@ def create(
     ``adapt=True`` adapts the label prototypes to each chunk's texts (``classer_local.adapt``;
     chunks of at least ``adapt.MIN_BATCH`` rows, with its degeneracy guard). ``glossary=False``
     scores bare label names (default: labels without a description borrow the built-in ones).
-    ``ocr=True`` also reads the words in rows' images (the ``ocr`` extra).
+    ``ocr=True`` also reads the words in rows' images (the ``ocr`` extra). ``language="auto"``
+    scores the rows read as not English with the multilingual model, as ``cl.classify`` does.
 
     ``engine="ray"`` runs the job on a Ray cluster (``pip install 'classer-local[ray]'``;
     see ``classer_local.jobs.ray``): ``address`` (``None``: a Ray on this machine,
@@ -430,6 +432,9 @@ def create(
     truncate = value(truncate)
     glossary = validation.glossary(glossary)
     ocr = validation.ocr(ocr)
+    from ..api import check_language
+
+    language = check_language(language)
     ClassifierOptions(labels=labels, descriptions=descriptions, examples=examples, text_type=text_type,
                       priority=priority, model=model, truncate=truncate, classifier=classifier,
                       glossary=glossary, ocr=ocr).validate()
@@ -475,6 +480,7 @@ def create(
             "adapt": bool(adapt),
             "glossary": glossary,
             "ocr": ocr,
+            "language": language,
             "created_at": now(),
             "started_at": None,
             "finished_at": None,

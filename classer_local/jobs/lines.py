@@ -201,18 +201,28 @@ def parse_line(raw: bytes, row: int, *, allow_paths: bool = True) -> Line:
 
 # ---------------------------------------------------------------------- scoring
 def _score(clf: Classifier, kind: str, threshold: float | None, items: list[Item], key_id: str | None,
-           adapt: bool = False) -> list[Any]:
-    """Through the library's one front door: one usage row per call, on the job owner's key."""
-    return service.score(clf, items, kind, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
-                         key_id=key_id, adapt=adapt).results
+           adapt: bool = False, language: str | None = None) -> list[Any]:
+    """Through the library's one front door: one usage row per call, on the job owner's key.
+    ``language="auto"``: the rows read as not English go to the multilingual model (``api.route``,
+    as the library and the server route them), one call per model."""
+    if language is None:
+        return service.score(clf, items, kind, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
+                             key_id=key_id, adapt=adapt).results
+    from ..api import gather, route
+
+    routes = route(clf, items, language)
+    scored = [service.score(r.clf, r.items, kind, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
+                            key_id=key_id, adapt=adapt) for r in routes]
+    return gather(routes, scored).results
 
 
-def _score_one(clf: Classifier, kind: str, threshold: float | None, line: Line, key_id: str | None) -> Any:
+def _score_one(clf: Classifier, kind: str, threshold: float | None, line: Line, key_id: str | None,
+               language: str | None = None) -> Any:
     """One row alone: its result, or the error its row reports. A ``ServerError`` is the model's or
     the machine's, not the row's: it is raised, failing the job (resumable) instead of every row."""
     assert line.item is not None
     try:
-        return _score(clf, kind, threshold, [line.item], key_id)[0]
+        return _score(clf, kind, threshold, [line.item], key_id, language=language)[0]
     except ServerError:
         raise
     except ClasserError as exc:
@@ -256,12 +266,14 @@ def _result_row(rid: Any, row: int, result: Any) -> tuple[bytes, bool]:
 
 
 def score_chunk(clf: Classifier, kind: str, threshold: float | None, lines: list[tuple[int, bytes]], *,
-                allow_paths: bool = True, key_id: str | None = None, adapt: bool = False) -> Chunk:
+                allow_paths: bool = True, key_id: str | None = None, adapt: bool = False,
+                language: str | None = None) -> Chunk:
     """Score ``(row, raw line)`` pairs into one NDJSON block, in order, with its counts.
 
     The good rows are scored in one call; when that call fails, they are scored one by one,
     so only the rows that fail alone become error rows. ``key_id`` (the job's owner) goes on
-    the usage rows. ``adapt``: batch adaptation over the chunk (``classer_local.adapt``).
+    the usage rows. ``adapt``: batch adaptation over the chunk (``classer_local.adapt``);
+    ``language``: as the library's ``language=``.
 
     Example:
         >>> clf = Classifier(["billing", "technical"], priority="fast")             # doctest: +SKIP
@@ -275,12 +287,13 @@ def score_chunk(clf: Classifier, kind: str, threshold: float | None, lines: list
     good = [i for i, p in enumerate(parsed) if p.item is not None]
     if good:
         try:
-            results = _score(clf, kind, threshold, [parsed[i].item for i in good], key_id, adapt)  # type: ignore[misc]
+            results = _score(clf, kind, threshold, [parsed[i].item for i in good], key_id, adapt,  # type: ignore[misc]
+                             language)
         except MemoryError:
             raise
         except Exception:  # noqa: BLE001 - isolate the rows that fail alone
             for i in good:
-                outcome[i] = _score_one(clf, kind, threshold, parsed[i], key_id)
+                outcome[i] = _score_one(clf, kind, threshold, parsed[i], key_id, language)
         else:
             for i, r in zip(good, results):
                 outcome[i] = r

@@ -45,7 +45,7 @@ class LocalEngine:
                 if not lines:
                     return
                 chunk = score_chunk(clf, kind, threshold, lines, allow_paths=allow_paths, key_id=owner,
-                                    adapt=bool(spec.get("adapt", False)))
+                                    adapt=bool(spec.get("adapt", False)), language=spec.get("language"))
                 yield Block(row0=row, chunk=chunk, input_offset=offset)
                 row += len(lines)
 

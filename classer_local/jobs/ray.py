@@ -140,7 +140,7 @@ class _Scorer:
     """A Ray Data actor: the job's classifier, rebuilt once from its state, scoring ranges."""
 
     def __init__(self, state: list[Any], kind: str, threshold: float | None, device: str,
-                 allow_paths: bool = True, adapt: bool = False) -> None:
+                 allow_paths: bool = True, adapt: bool = False, language: str | None = None) -> None:
         import ray
 
         from .. import usagelog
@@ -151,6 +151,7 @@ class _Scorer:
         self.clf = Classifier.from_state(config, arrays, device=device, allow_paths=allow_paths)
         self.clf.embedder  # noqa: B018 - load the model now: once per actor, not on the first batch
         self.kind, self.threshold, self.allow_paths, self.adapt = kind, threshold, allow_paths, adapt
+        self.language = language
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in ("row0", *_CHUNK_FIELDS)}
@@ -159,7 +160,7 @@ class _Scorer:
                                 int(batch["row0"][i]), int(batch["n"][i]))
             lines = lines[int(batch["skip"][i]):]
             chunk = score_chunk(self.clf, self.kind, self.threshold, lines, allow_paths=self.allow_paths,
-                                adapt=self.adapt)
+                                adapt=self.adapt, language=self.language)
             out["row0"].append(lines[0][0])
             for key in _CHUNK_FIELDS:
                 out[key].append(getattr(chunk, key))
@@ -240,7 +241,8 @@ class RayEngine:
                                   {"kind": kind, "threshold": spec.get("threshold"),
                                    "device": spec.get("device") or "auto",
                                    "allow_paths": bool(spec.get("allow_paths", True)),
-                                   "adapt": bool(spec.get("adapt", False))})
+                                   "adapt": bool(spec.get("adapt", False)),
+                                   "language": spec.get("language")})
             try:
                 for rec in recs:
                     chunk = Chunk(data=bytes(rec["data"]), rows=int(rec["rows"]), failed=int(rec["failed"]),

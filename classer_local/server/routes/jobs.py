@@ -160,6 +160,7 @@ async def create_job(
     threshold: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
     glossary: bool = Query(True, description="Labels without a description borrow the built-in glossary's."),
     ocr: bool = Query(False, description="Also read the words in rows' images (the server's ocr extra)."),
+    language: str | None = Query(None, description='"auto": rows read as not English go to the multilingual model.'),
     start: bool = False,
 ) -> dict[str, Any]:
     """Upload NDJSON rows ``{"id"?, "text" | "image" | "file"}`` as a job; ``start=true`` runs it now."""
@@ -182,6 +183,7 @@ async def create_job(
             "allow_paths": False,
             "glossary": glossary,
             "ocr": ocr,
+            "language": language,
         }
         if names:
             kwargs["labels"] = names
