@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from classer_local.evaluate import accuracy, macro_f1
 
 __all__ = ["DEFAULT_DATA", "REPO", "TEXT_SETS", "Timer", "accuracy", "descriptions", "load_set", "machine",
-           "macro_f1", "read_jsonl", "sample_few_shot"]
+           "json_ready", "macro_f1", "read_jsonl", "sample_few_shot"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "evaldata"
@@ -85,3 +87,15 @@ def machine() -> str:
 
     return (f"{platform.machine()} {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
             f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+
+
+def json_ready(obj: Any, drop: frozenset[str] = frozenset()) -> Any:
+    """``obj`` with string keys and numpy scalars as Python numbers (what ``json.dumps`` takes),
+    leaving out dict entries named in ``drop``."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v, drop) for k, v in obj.items() if k not in drop}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v, drop) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

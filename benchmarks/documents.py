@@ -49,6 +49,7 @@ HERE = ROOT / "benchmarks"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from common import json_ready
 from vision import DOC_DESCRIPTIONS, DOC_TEXT_TYPE
 
 from classer_local import doc_scoring
@@ -349,16 +350,6 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _json_ready(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "evaldata")
@@ -456,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "files": [r["file"] for r in rows], "y": y, "langs": langs,
         "plot": args.plot.name if args.plot else None,
     }
-    res = _json_ready(res)
+    res = json_ready(res)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
     if res["meta"]["plot"]:

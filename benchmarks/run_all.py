@@ -41,7 +41,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import DEFAULT_DATA, TEXT_SETS, machine
+from common import DEFAULT_DATA, TEXT_SETS, json_ready, machine
 
 SET_TITLES = {"ag_news": "AG News (1,000)", "sst2": "SST-2", "emotion": "Emotion", "trec": "TREC", "banking77": "Banking77"}
 PACKAGES = ("classer-local", "torch", "sentence-transformers", "transformers", "setfit", "scikit-learn", "numpy",
@@ -457,16 +457,6 @@ def setfit_note(acc: dict[str, Any], args: argparse.Namespace) -> str:
             f"sets takes {est}.{n64} `--setfit-full` runs the whole protocol (5 seeds, N = 8 and 64, no cap).")
 
 
-def _strip(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _strip(v) for k, v in obj.items() if k != "reliability"}
-    if isinstance(obj, (list, tuple)):
-        return [_strip(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     command = "python benchmarks/run_all.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -531,7 +521,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"  [{'met' if ok else 'MISSED' if ok is not None else 'n/a'}] {g}: {m}")
     log(f"wrote {args.out} and {args.plots}/*.png in {seconds / 60:.1f} min")
     if args.json:
-        args.json.write_text(json.dumps(_strip(res), indent=1, default=float))
+        args.json.write_text(json.dumps(json_ready(res, frozenset({"reliability"})), indent=1, default=float))
     from classer_local import cache, usagelog
 
     usagelog.flush()

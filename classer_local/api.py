@@ -21,7 +21,7 @@ from .options import ClassifierOptions, Priority, Truncate, value
 from .results import ClassifyResult, TagResult
 
 __all__ = ["MULTILINGUAL_MODEL", "Route", "batch_items", "check_language", "classify", "classify_batch",
-           "gather", "get_classifier", "route", "tag", "tag_batch"]
+           "gather", "get_classifier", "route", "score_routed", "tag", "tag_batch"]
 
 
 def get_classifier(
@@ -147,7 +147,7 @@ def gather(routes: Sequence[Route], scored: Sequence[service.Scored]) -> service
                           sum(s.visual_tokens for s in scored), max(s.latency_ms for s in scored))
 
 
-def _score(clf: Classifier, items: list[Item], op: str, language: str | None, *, endpoint: str,
+def score_routed(clf: Classifier, items: list[Item], op: str, language: str | None, *, endpoint: str,
            **kw: Any) -> list[Any]:
     """``service.score`` over each of ``route``'s groups (one usage row each); a routing error (a
     bad ``language``, an unreadable document) gets its usage row here."""
@@ -211,7 +211,7 @@ def classify(
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model, glossary, ocr)
-    return _score(clf, [Item(text, image, file)], "classify", language, cache=cache, endpoint="classify")[0]
+    return score_routed(clf, [Item(text, image, file)], "classify", language, cache=cache, endpoint="classify")[0]
 
 
 def tag(
@@ -248,7 +248,7 @@ def tag(
     """
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model, glossary, ocr)
-    return _score(clf, [Item(text, image, file)], "tag", language, threshold=threshold, cache=cache, endpoint="tag")[0]
+    return score_routed(clf, [Item(text, image, file)], "tag", language, threshold=threshold, cache=cache, endpoint="tag")[0]
 
 
 def classify_batch(
@@ -287,7 +287,7 @@ def classify_batch(
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model, glossary, ocr)
-    return _score(clf, items, "classify", language, cache=cache, endpoint="classify_batch", adapt=adapt)
+    return score_routed(clf, items, "classify", language, cache=cache, endpoint="classify_batch", adapt=adapt)
 
 
 def tag_batch(
@@ -317,4 +317,4 @@ def tag_batch(
     items = batch_items(texts, images, files)
     clf = _options(labels, descriptions, examples, text_type, priority, model, truncate, classifier, device,
                    image_model, glossary, ocr)
-    return _score(clf, items, "tag", language, threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)
+    return score_routed(clf, items, "tag", language, threshold=threshold, cache=cache, endpoint="tag_batch", adapt=adapt)

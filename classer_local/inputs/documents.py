@@ -90,6 +90,11 @@ class Document:
     n_pages: int
 
 
+
+def _damaged(kind: str, e: Exception) -> UnprocessableInputError:
+    """The error for a file that opened but broke while being read."""
+    return UnprocessableInputError("document_corrupt", f"The {kind.upper()} file is damaged: {e}", {"kind": kind})
+
 def load_document(file: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool | None = None, render: bool = True,
                   budget: PixelBudget | None = None) -> Document:
     """Read a PDF or DOCX from bytes, base64, a data URL, a file object, an allowed URL or (policy allowing) a path.
@@ -156,9 +161,7 @@ def document_text(file: Any, *, policy: InputPolicy = TRUSTED, allow_urls: bool 
                 if max_chars is not None and size >= max_chars:
                     break
         except Exception as e:
-            raise UnprocessableInputError(
-                "document_corrupt", f"The {kind.upper()} file is damaged: {e}", {"kind": kind}
-            ) from None
+            raise _damaged(kind, e) from None
     finally:
         doc.close()
     return "\n\n".join(texts)[:max_chars]
@@ -307,9 +310,7 @@ def _load_pdf(data: bytes, render: bool, budget: PixelBudget, kind: str = "pdf",
         except (UnprocessableInputError, InvalidRequestError):
             raise
         except Exception as e:
-            raise UnprocessableInputError(
-                "document_corrupt", f"The {kind.upper()} file is damaged: {e}", {"kind": kind}
-            ) from None
+            raise _damaged(kind, e) from None
     finally:
         doc.close()
     if texts is not None:

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .. import service, validation
+from .. import validation
 from ..classifier import Classifier, Item
 from ..errors import ClasserError, InvalidRequestError, ServerError, UnprocessableInputError
 
@@ -202,18 +202,12 @@ def parse_line(raw: bytes, row: int, *, allow_paths: bool = True) -> Line:
 # ---------------------------------------------------------------------- scoring
 def _score(clf: Classifier, kind: str, threshold: float | None, items: list[Item], key_id: str | None,
            adapt: bool = False, language: str | None = None) -> list[Any]:
-    """Through the library's one front door: one usage row per call, on the job owner's key.
-    ``language="auto"``: the rows read as not English go to the multilingual model (``api.route``,
-    as the library and the server route them), one call per model."""
-    if language is None:
-        return service.score(clf, items, kind, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
-                             key_id=key_id, adapt=adapt).results
-    from ..api import gather, route
+    """Through the library's front door, as ``cl.classify_batch`` scores: one usage row per call,
+    on the job owner's key; ``language="auto"`` routes rows read as not English (``api.route``)."""
+    from ..api import score_routed
 
-    routes = route(clf, items, language)
-    scored = [service.score(r.clf, r.items, kind, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
-                            key_id=key_id, adapt=adapt) for r in routes]
-    return gather(routes, scored).results
+    return score_routed(clf, items, kind, language, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
+                        key_id=key_id, adapt=adapt)
 
 
 def _score_one(clf: Classifier, kind: str, threshold: float | None, line: Line, key_id: str | None,
