@@ -40,7 +40,7 @@ def shown_labels(name: str, labels: list[str]) -> tuple[list[str], dict[str, str
 
 def evaluate(clf: cl.Classifier, X: np.ndarray, y: list[str], shown_to_true: dict[str, str], labels: list[str]) -> tuple[float, float]:
     proba = clf.proba_from_embeddings(X)
-    pred = [shown_to_true[clf.labels[i]] for i in np.argmax(proba, axis=1)]
+    pred = [shown_to_true[clf.labels_[i]] for i in np.argmax(proba, axis=1)]
     return accuracy(y, pred), macro_f1(y, pred, labels)
 
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
               "few_shot_temperature": round(few_shot_temperature, 4)}
     print("fitted", fitted)
     if args.write:
-        write_calibration(cl.Classifier(["x"], priority=args.priority).spec.name, fitted)
+        write_calibration(cl.Classifier(["x"], priority=args.priority).spec_.name, fitted)
     return fitted
 
 

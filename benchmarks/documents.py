@@ -78,7 +78,7 @@ class MemoClassifier(Classifier):
     _memo: ClassVar[dict[tuple[str, str], tuple[np.ndarray, int]]] = {}
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        key = self.spec.model_id
+        key = self.spec_.model_id
         missing = list(dict.fromkeys(t for t in texts if (key, t) not in self._memo))
         if missing:
             vecs, toks = super().encode(missing)

@@ -56,10 +56,10 @@ def refit(clf: cl.Classifier, min_cv: int | None) -> None:
     from ``min_cv`` examples per label."""
     texts, owners = clf.text_examples()
     X = clf.embed_texts(texts)
-    k = clf._calib("prior_weight", 8.0) if clf.descriptions else clf._calib("prior_weight_names", 4.0)
+    k = clf._calib("prior_weight", 8.0) if clf.descriptions_ else clf._calib("prior_weight_names", 4.0)
     prior = None if min_cv is None else scoring.log_softmax(
         scoring.cosine(X, clf.prototypes_).astype(np.float64) / clf._temperature())
-    clf.heads_ = ExampleHeads.fit(X, owners, len(clf.labels), prior_k=k, C=clf._calib("head_C", 10.0),
+    clf.heads_ = ExampleHeads.fit(X, owners, len(clf.labels_), prior_k=k, C=clf._calib("head_C", 10.0),
                                   prior_logp=prior, prior_temperature=clf._temperature(), min_cv=min_cv or 0)
 
 
@@ -81,7 +81,7 @@ def run_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_shots
 
     X = make().embedder.encode(texts)
     classes_true = labels  # column order of every classer_local proba (shown -> true is 1:1 by position)
-    out: dict[str, Any] = {"n_eval": len(texts), "n_labels": len(labels), "model": make().spec.name,
+    out: dict[str, Any] = {"n_eval": len(texts), "n_labels": len(labels), "model": make().spec_.name,
                            "eval_on": eval_on, "curve": {}}
     for n in shots:
         per: dict[str, list[float]] = {m: [] for m in METHODS}

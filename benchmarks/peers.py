@@ -205,7 +205,7 @@ def compare_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_s
             with Timer() as tw:
                 clf.fit(Xs, [true_to_shown[v] for v in ys])
             proba = clf.proba_from_embeddings(X)
-            pred, conf, correct = top1(proba, [shown_to_true[s] for s in clf.labels], y)
+            pred, conf, correct = top1(proba, [shown_to_true[s] for s in clf.labels_], y)
             per["classer_local"].append({**_scores(pred, conf, correct, y, labels),
                                          "fit_s": float(getattr(clf, "fit_seconds_", tw.seconds)),
                                          "fit_with_encoding_s": tw.seconds})

@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if a.adapt:
                 r["names_adapt"] = score(base, X, s["gold"], a.adapt_batch)
             typed = cl.Classifier(s["labels"], model=model)  # the default: glossary on
-            r["glossary"] = score(typed, X, s["gold"]) if typed.descriptions else dict(r["names"])
-            r["glossary"]["covered"] = len(typed.descriptions)
+            r["glossary"] = score(typed, X, s["gold"]) if typed.descriptions_ else dict(r["names"])
+            r["glossary"]["covered"] = len(typed.descriptions_)
             if s["descriptions"]:
                 desc = cl.Classifier(s["labels"], model=model, descriptions=s["descriptions"], text_type=s["text_type"],
                                      glossary=False)

@@ -104,7 +104,7 @@ def route(clf: Classifier, items: Sequence[Item], language: Language | str | Non
     from . import language as lang
     from . import registry
 
-    if clf.ref is not None or clf.spec.options.get("multilingual") or not registry.get(MULTILINGUAL_MODEL).installed():
+    if clf.ref_ is not None or clf.spec_.options.get("multilingual") or not registry.get(MULTILINGUAL_MODEL).installed():
         return whole
     items = list(items)
     foreign: list[int] = []
@@ -124,9 +124,9 @@ def route(clf: Classifier, items: Sequence[Item], language: Language | str | Non
             foreign.append(i)
     if not foreign:
         return [Route(clf, whole[0].indices, items)]
-    multilingual = get_classifier(clf.labels, descriptions=clf.descriptions, examples=clf.examples,
-                                  text_type=clf.text_type, model=MULTILINGUAL_MODEL, device=clf.device,
-                                  truncate=clf.truncate, image_model=clf.image_model,
+    multilingual = get_classifier(clf.labels_, descriptions=clf.descriptions_, examples=clf.examples_,
+                                  text_type=clf.text_type_, model=MULTILINGUAL_MODEL, device=clf.device,
+                                  truncate=clf.truncate_, image_model=clf.image_model,
                                   allow_paths=clf.allow_paths)  # a server's examples stay non-paths
     rest = sorted(set(range(len(items))) - set(foreign))
     pairs = ((clf, rest), (multilingual, foreign))
@@ -151,6 +151,7 @@ def score_routed(clf: Classifier, items: list[Item], op: str, language: str | No
            **kw: Any) -> list[Any]:
     """``service.score`` over each of ``route``'s groups (one usage row each); a routing error (a
     bad ``language``, an unreadable document) gets its usage row here."""
+    clf._setup()  # as in service.score: a bad parameter fails before any usage row
     t0 = time.perf_counter()
     try:
         routes = route(clf, items, language)

@@ -47,6 +47,11 @@ from .tuned import TunedEncoderMixin
 
 __all__ = ["Classifier", "Item", "Priority", "Truncate", "check_item"]
 
+# What ``Classifier._setup`` derives from the parameters, made when first read.
+_SETTINGS = frozenset({"labels_", "descriptions_", "glossary_labels_", "examples_", "text_type_", "priority_",
+                       "spec_", "image_spec_", "threshold_", "truncate_", "policy_"})
+
+
 @dataclass(frozen=True)
 class Item:
     """One input: a text, images, a document, or a mix."""
@@ -63,13 +68,38 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
     so repeated calls only embed the inputs. ``allow_paths=False`` (the server, untrusted
     jobs) means no string, input or example, is ever read as a path on this machine.
 
+    A scikit-learn estimator: the constructor only stores its arguments, as given, under their
+    own names. They are checked on first use (any verb, ``build``, ``fit``, or reading one of the
+    settings below), which raises the typed ``InvalidRequestError`` of a bad argument. What they
+    define ends in ``_``: ``labels_`` (the labels scored: ``labels``, or the keys of ``examples``,
+    plus those ``fit`` finds in ``y``; ``classes_`` as an array), ``descriptions_`` (with the
+    glossary's, ``glossary_labels_`` saying which), ``examples_``, ``spec_`` and ``image_spec_``
+    (the models), ``threshold_``, ``truncate_``, ``text_type_``, ``priority_`` and ``policy_``.
+    ``fit`` and ``set_params`` start again from the arguments.
+
     Example:
         >>> clf = Classifier(labels=["hot", "cold"],
         ...                  descriptions={"hot": "Ready to buy, asking for pricing or a demo"},
         ...                  examples={"hot": ["Can we get a quote for 500 seats?"]})  # doctest: +SKIP
         >>> clf.classify("Send me your price list").label                          # doctest: +SKIP
         'hot'
+        >>> clf.descriptions_["cold"]  # the glossary's, as none was given                  # doctest: +SKIP
+        'Cold lead: not interested, please stop emailing me, unsubscribe, remove me from your list'
     """
+
+    # Fitted state before any fit, on the class so that an instance's own attributes after
+    # ``__init__`` are its parameters only (scikit-learn's check_no_attributes_set_in_init).
+    heads_: ExampleHeads | None = None
+    tuned_: Any = None  # tuning.TunedDelta once tune() ran: the encoder's LoRA delta
+    tag_platt_: tuple[float, ...] | None = None
+    tag_thresholds_: np.ndarray | None = None  # per label (NaN: none), from calibrate()
+    multi_label_ = False  # fitted with an indicator matrix: texts under several labels are expected
+    ref_: str | None = None  # "name@vN" when loaded from the store
+    state_id_: str | None = None  # hash of the fitted arrays, when restored from state
+    _ready = False  # _setup done
+    _built = False
+    _visual: Any = None
+    _tag_calibrated = False  # calibrate() tried (on first tag use, or restored from state)
 
     def __init__(
         self,
@@ -89,65 +119,83 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         glossary: bool = True,
         ocr: bool = False,
     ) -> None:
-        # The arguments exactly as given: scikit-learn's get_params/clone contract.
-        self._params = {"labels": labels, "descriptions": descriptions, "examples": examples,
-                        "text_type": text_type, "priority": priority, "model": model, "image_model": image_model,
-                        "device": device, "threshold": threshold, "cache": cache, "truncate": truncate,
-                        "allow_paths": allow_paths, "glossary": glossary, "ocr": ocr}
-        if labels is None and examples:
-            labels = list(examples)
-        self.labels: list[str] = validation.labels(labels) if labels is not None else []
-        # Labels without a description borrow the built-in one (glossary.py) unless glossary=False.
-        self.glossary = validation.glossary(glossary)
-        # True: the words in an image (a photo of a receipt, a screenshot) are read (the ocr extra)
-        # and scored as its text, fused with its look as a document's text is.
-        self.ocr = validation.ocr(ocr)
-        self.glossary_labels_: frozenset[str] = frozenset()  # set_params re-runs __init__: start clean
-        self.descriptions = self._described(validation.descriptions(descriptions, self.labels))
-        self.examples = validation.examples(examples, self.labels)
-        self.text_type = validation.text_type(text_type) or None
-        self.priority = str(value(priority) or "standard")
+        self.labels = labels
+        self.descriptions = descriptions
+        self.examples = examples
+        self.text_type = text_type
+        self.priority = priority
         self.model = model
         self.image_model = image_model
-        self.spec, self.image_spec = registry.resolve_pair(model, image_model, self.priority)
-        self._image_only = bool(model) and self.image_spec.name == model
         self.device = device
         # None: per-label thresholds fitted from the examples (``calibrate``) where there are any, else 0.5.
-        self.threshold = validation.DEFAULT_THRESHOLD if threshold is None else validation.threshold(threshold)
+        self.threshold = threshold
         self.cache = cache
-        from .backends._windows import check_truncate
-
-        self.truncate = check_truncate(value(truncate))
-        self.allow_paths = bool(allow_paths)
-        self.policy_: InputPolicy = TRUSTED if self.allow_paths else REMOTE
+        self.truncate = truncate
+        self.allow_paths = allow_paths
+        # Labels without a description borrow the built-in one (glossary.py) unless glossary=False.
+        self.glossary = glossary
+        # True: the words in an image (a photo of a receipt, a screenshot) are read (the ocr extra)
+        # and scored as its text, fused with its look as a document's text is.
+        self.ocr = ocr
         self._lock = threading.RLock()
-        self._built = False
-        self._visual: Any = None
-        self.ref: str | None = None  # "name@vN" when loaded from the store
-        self.state_id_: str | None = None  # hash of the fitted arrays, when restored from state
-        self.tag_platt_: tuple[float, ...] | None = None
-        self.tag_thresholds_: np.ndarray | None = None  # per label (NaN: none), from calibrate()
-        self._tag_calibrated = False  # calibrate() tried (on first tag use, or restored from state)
-        self.heads_: ExampleHeads | None = None
-        self.tuned_: Any = None  # tuning.TunedDelta once tune() ran: the encoder's LoRA delta
-        self.multi_label_ = False  # fitted with an indicator matrix: texts under several labels are expected
 
-    # ------------------------------------------------------------------ building
-    def _described(self, given: dict[str, str]) -> dict[str, str]:
-        """``given`` plus the glossary's descriptions; ``glossary_labels_`` says which labels got one."""
+    # ------------------------------------------------------------------ settings
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an attribute the instance lacks: a setting read before first use is made now.
+        if name in _SETTINGS and not self._ready:
+            self._setup()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _setup(self) -> None:
+        """Check the parameters and derive the settings they define (``_SETTINGS``), once.
+
+        Raises the typed error of the first bad parameter, at every call until it is fixed. Runs
+        on first use; the pool, the scoring front door and job creation call it so that a bad
+        parameter fails before anything is cached, scored or queued.
+        """
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            try:
+                labels = list(self.examples) if self.labels is None and self.examples else self.labels
+                self.labels_: list[str] = validation.labels(labels) if labels is not None else []
+                validation.glossary(self.glossary)
+                validation.ocr(self.ocr)
+                self._describe()
+                self.examples_ = validation.examples(self.examples, self.labels_)
+                self.text_type_ = validation.text_type(self.text_type) or None
+                self.priority_ = str(value(self.priority) or "standard")
+                self.spec_, self.image_spec_ = registry.resolve_pair(self.model, self.image_model, self.priority_)
+                self.threshold_ = (validation.DEFAULT_THRESHOLD if self.threshold is None
+                                   else validation.threshold(self.threshold))
+                from .backends._windows import check_truncate
+
+                self.truncate_ = check_truncate(value(self.truncate))
+                self.policy_: InputPolicy = TRUSTED if self.allow_paths else REMOTE
+            except BaseException:
+                self._forget()  # no half-made settings: every read raises the same error
+                raise
+            self._ready = True
+
+    def _describe(self) -> None:
+        """``descriptions_``: the given descriptions of ``labels_`` plus the glossary's;
+        ``glossary_labels_`` says which labels got one from the glossary."""
         from . import glossary
 
-        own = {k: v for k, v in given.items() if k not in self.glossary_labels_}
-        out = glossary.fill(self.labels, own) if self.glossary else own
-        self.glossary_labels_ = frozenset(set(out) - set(own))
-        return out
+        own = validation.descriptions(self.descriptions, self.labels_)
+        self.descriptions_ = glossary.fill(self.labels_, own) if self.glossary else own
+        self.glossary_labels_ = frozenset(set(self.descriptions_) - set(own))
 
+    # ------------------------------------------------------------------ building
     @property
     def classes_(self) -> np.ndarray:
-        return np.array(self.labels, dtype=object)
+        return np.array(self.labels_, dtype=object)
 
     def _calib(self, key: str, default: float) -> float:
-        return float(self.spec.calibration.get(key, default))
+        return float(self.spec_.calibration.get(key, default))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Embed label-side texts (names, descriptions, examples) through the embedding cache."""
@@ -155,17 +203,17 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         found = cache_mod.get_vectors(self.vector_id, unique) if self.cache else {}
         missing = [t for t in unique if t not in found]
         if missing:
-            prefix = self.spec.prompt.get("document_prefix", "")
+            prefix = self.spec_.prompt.get("document_prefix", "")
             vecs = self.embedder.encode([prefix + t for t in missing] if prefix else missing)
             new = dict(zip(missing, vecs))
             found.update(new)
             if self.cache:
                 cache_mod.put_vectors(self.vector_id, new)
-        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.spec.dim), np.float32)
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.spec_.dim), np.float32)
 
     def label_texts(self, label: str) -> list[tuple[str, float]]:
         """The texts (and weights) whose embeddings make ``label``'s prior prototype."""
-        return protos_mod.label_texts(self.spec, label, self.descriptions.get(label), self.text_type)
+        return protos_mod.label_texts(self.spec_, label, self.descriptions_.get(label), self.text_type_)
 
     def build(self) -> Classifier:
         """Embed the prototypes and fit the example heads (done on first use anyway)."""
@@ -174,11 +222,11 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         with self._lock:
             if self._built:
                 return self
-            if not self.labels:
+            if not self.labels_:
                 from .estimator import not_fitted
 
                 raise not_fitted()
-            p = protos_mod.build(self.spec, self.labels, self.descriptions, self.text_type, self.embed_texts)
+            p = protos_mod.build(self.spec_, self.labels_, self.descriptions_, self.text_type_, self.embed_texts)
             self.prototypes_, self.components_, self.component_weights_ = p.vectors, p.components, p.component_weights
             self.heads_ = self._fit_heads(*self.text_examples())
             self._built = True
@@ -186,25 +234,25 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
 
     def text_examples(self) -> tuple[list[str], list[list[int]]]:
         """Unique text examples and, for each, the indices of the labels it belongs to (``examples``)."""
-        texts, owners, self.example_report_ = examples_mod.collect(self.examples, self.labels, self.policy_)
+        texts, owners, self.example_report_ = examples_mod.collect(self.examples_, self.labels_, self.policy_)
         return texts, owners
 
     def _fit_heads(self, texts: list[str], owners: list[list[int]], classify_head: bool = True) -> ExampleHeads | None:
         if not texts:
             return None
-        examples_mod.inspect(self.example_report_, texts, self.embedder, self.spec.name,
-                             bool(self.spec.options.get("multilingual")), warn_conflicts=not self.multi_label_)
+        examples_mod.inspect(self.example_report_, texts, self.embedder, self.spec_.name,
+                             bool(self.spec_.options.get("multilingual")), warn_conflicts=not self.multi_label_)
         X = self.embed_texts(texts)
         self.example_vectors_ = X
         return self._heads_from(X, owners, classify_head)
 
     def _heads_from(self, X: np.ndarray, owners: list[list[int]], classify_head: bool = True) -> ExampleHeads:
         # A names-only prior is weaker than a described one, so examples outweigh it sooner.
-        k = self._calib("prior_weight", 8.0) if self.descriptions else self._calib("prior_weight_names", 4.0)
+        k = self._calib("prior_weight", 8.0) if self.descriptions_ else self._calib("prior_weight_names", 4.0)
         prior_logp = None
         if classify_head:
             prior_logp = scoring.log_softmax(scoring.cosine(X, self.prototypes_).astype(np.float64) / self._temperature())
-        return ExampleHeads.fit(X, owners, len(self.labels), prior_k=k, C=self._calib("head_C", 10.0),
+        return ExampleHeads.fit(X, owners, len(self.labels_), prior_k=k, C=self._calib("head_C", 10.0),
                                 classify_head=classify_head, prior_logp=prior_logp,
                                 prior_temperature=self._temperature())
 
@@ -222,9 +270,9 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         """The softmax temperature of the prior, per regime: names only, described, and described
         by the glossary alone (its short generic descriptions separate labels about as well as
         bare names: training/calibrate_glossary.py)."""
-        if not self.descriptions:
+        if not self.descriptions_:
             return self._calib("temperature_names", self._calib("temperature", 0.05))
-        if len(self.glossary_labels_) == len(self.descriptions):
+        if len(self.glossary_labels_) == len(self.descriptions_):
             return self._calib("temperature_glossary", self._calib("temperature", 0.05))
         return self._calib("temperature", 0.05)
 
@@ -263,12 +311,12 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
     def encoder_key(self) -> tuple[str, str, str | None]:
         """What a text's vector depends on (model, device, truncation) but not the labels: requests
         with equal keys can share one encode (the server batches across label sets with it)."""
-        return (self.vector_id, self.device, self.truncate)
+        return (self.vector_id, self.device, self.truncate_)
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         """Input-side vectors and token counts of plain texts (what ``run(encoded=...)`` takes)."""
-        prefix = self.spec.prompt.get("query_prefix", "")
-        return self.embedder.encode_with_tokens([prefix + t for t in texts] if prefix else texts, self.truncate)
+        prefix = self.spec_.prompt.get("query_prefix", "")
+        return self.embedder.encode_with_tokens([prefix + t for t in texts] if prefix else texts, self.truncate_)
 
     def _prepare(self, items: list[Item], encoded: tuple[np.ndarray, list[int]] | None = None,
                  ocr_out: list[int] | None = None
@@ -281,8 +329,8 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         """
         self.build()
         n = len(items)
-        X = np.zeros((n, self.spec.dim), dtype=np.float32)
-        sims = np.zeros((n, len(self.labels)), dtype=np.float32)
+        X = np.zeros((n, self.spec_.dim), dtype=np.float32)
+        sims = np.zeros((n, len(self.labels_)), dtype=np.float32)
         tokens, vtokens = [0] * n, [0] * n
         ocr_tokens = ocr_out if ocr_out is not None else [0] * n
         texts: list[str] = []
@@ -291,6 +339,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         visual_idx: list[int] = []
         docs: dict[int, Any] = {}
         budget = PixelBudget()  # one pixel budget for the whole call, not one per item
+        image_only = bool(self.model) and self.image_spec_.name == self.model  # model= named an image model
         for i, it in enumerate(items):
             text = it.text
             images: list[Any] = []
@@ -313,7 +362,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
                 images.extend(loaded)
                 if self.ocr:
                     text = self._image_words(text, loaded, ocr_tokens, i)
-            if self._image_only and not images:
+            if image_only and not images:
                 raise InvalidRequestError(
                     "model_kind_mismatch", f"Model {self.model!r} is an image model; a text needs a text model "
                     f"({registry.names('text')}).", {"model": self.model, "kind": "image", "expected": "text", "index": i})
@@ -338,7 +387,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         vis: fusion.VisualSims | None = None
         if visual_items:
             vsims, vt = self._visual_scorer().score(visual_items)
-            full = np.full((n, len(self.labels)), np.nan, dtype=np.float32)
+            full = np.full((n, len(self.labels_)), np.nan, dtype=np.float32)
             full[visual_idx] = vsims
             for j, i in enumerate(visual_idx):
                 vtokens[i] = vt[j]
@@ -367,8 +416,8 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
                 from .vision import VisualScorer
 
                 self._visual = VisualScorer(
-                    self.labels, self.descriptions, self.examples, self.text_type,
-                    self.embedder, self.image_spec, self.device, policy=self.policy_,
+                    self.labels_, self.descriptions_, self.examples_, self.text_type_,
+                    self.embedder, self.image_spec_, self.device, policy=self.policy_,
                 )
         return self._visual
 
@@ -389,8 +438,8 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
     def _model_names(self, vis: fusion.VisualSims | None, i: int) -> tuple[str, str | None]:
         """(model, visual_model) of row ``i``: the image model alone answers a picture-only row."""
         if vis is None or np.isnan(vis.sims[i, 0]):
-            return self.spec.name, None
-        return (self.spec.name if vis.has_text[i] else self.image_spec.name), self.image_spec.name
+            return self.spec_.name, None
+        return (self.spec_.name if vis.has_text[i] else self.image_spec_.name), self.image_spec_.name
 
     def _adapt(self, X: np.ndarray, sims: np.ndarray, items: Sequence[Item]) -> np.ndarray:
         """Batch adaptation (``adapt``) over the rows that are plain texts."""
@@ -417,13 +466,13 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         if adapt:
             sims = self._adapt(X, sims, items)
         n = len(items)
-        labels = self.labels
+        labels = self.labels_
         if op == "classify":
             probs = np.exp(self._fused_classify(X, sims, vis))
             rounded = scoring.round_distribution(probs).tolist()
             best = np.argmax(probs, axis=1).tolist()
         else:
-            thr = self.threshold if threshold is None else validation.threshold(threshold)
+            thr = self.threshold_ if threshold is None else validation.threshold(threshold)
             probs = scoring.sigmoid(self._fused_tag(X, sims, vis))
             rounded = scoring.round_scores(probs).tolist()
             order = np.argsort(-probs, axis=1, kind="stable")
@@ -512,7 +561,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         self.build()
         self._tag_calibrated = True
         texts, owners = self.text_examples()
-        counts = np.zeros(len(self.labels), dtype=int)
+        counts = np.zeros(len(self.labels_), dtype=int)
         for owner in owners:
             counts[owner] += 1
         if not texts or counts.min() < min_per_label:
@@ -520,7 +569,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         X = self.example_vectors_
         prior_z = self._tag_prior_logits(scoring.cosine(X, self.prototypes_))
         self.tag_platt_, thresholds = cross_validated_tag(
-            X, owners, len(self.labels), prior_z,
+            X, owners, len(self.labels_), prior_z,
             lambda Xf, of: self._heads_from(Xf, of, classify_head=False), folds)
         self.tag_thresholds_ = thresholds if np.isfinite(thresholds).any() else None
         return True
@@ -528,8 +577,8 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
     def label_thresholds(self) -> np.ndarray:
         """The tag threshold of every label when a call gives none: the constructor's
         ``threshold`` if it was given, else each label's fitted one (``calibrate``), else 0.5."""
-        out = np.full(len(self.labels), self.threshold)
-        if self._params["threshold"] is None and self.tag_thresholds_ is not None:
+        out = np.full(len(self.labels_), self.threshold_)
+        if self.threshold is None and self.tag_thresholds_ is not None:
             fitted = np.asarray(self.tag_thresholds_, dtype=float)
             out = np.where(np.isfinite(fitted), fitted, out)
         return out
@@ -552,10 +601,13 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
     def fit(self, X: Sequence[str], y: Any, tune: bool = False, tune_settings: Any = None) -> Classifier:
         """Use ``X`` as examples of labels ``y``; returns ``self``.
 
-        ``y`` is one label per row (labels not yet known are added), or a binary indicator matrix
-        (``MultiLabelBinarizer`` style) whose columns are this classifier's ``labels``.
+        ``y`` is one label per row (labels not yet known are added to ``labels_``), or a binary
+        indicator matrix (``MultiLabelBinarizer`` style) whose columns are the parameters' labels.
+        Each fit starts again from the parameters, which it leaves as they were given.
         ``tune=True`` also fine-tunes the encoder on them (``tune``; seconds to minutes on a CPU).
         """
+        self._forget()
+        self._setup()
         X = list(X)
         if len(X) != len(y):
             raise InvalidRequestError("fit_length_mismatch", f"X has {len(X)} rows but y has {len(y)}.",
@@ -564,24 +616,19 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         Y = np.asarray(y, dtype=object)
         self.multi_label_ = Y.ndim == 2
         if Y.ndim == 2:
-            if Y.shape[1] != len(self.labels):
+            if Y.shape[1] != len(self.labels_):
                 raise InvalidRequestError(
-                    "fit_labels_mismatch", f"y has {Y.shape[1]} columns but the classifier has {len(self.labels)} labels.",
-                    {"columns": int(Y.shape[1]), "labels": len(self.labels)})
+                    "fit_labels_mismatch", f"y has {Y.shape[1]} columns but the classifier has {len(self.labels_)} labels.",
+                    {"columns": int(Y.shape[1]), "labels": len(self.labels_)})
             for text, row in zip(X, Y.astype(float)):
                 for j in np.flatnonzero(row):
-                    examples.setdefault(self.labels[j], []).append(text)
+                    examples.setdefault(self.labels_[j], []).append(text)
         else:
             for text, label in zip(X, y):
                 examples.setdefault(str(label), []).append(text)
-        labels = list(self.labels) + sorted(lb for lb in examples if lb not in self.labels)
-        self.labels = validation.labels(labels)
-        self.descriptions = self._described(self.descriptions)
-        self.examples = validation.examples(examples, self.labels)
-        self._built = False
-        self._visual = None
-        self.tag_platt_ = self.tag_thresholds_ = self.tuned_ = None
-        self._tag_calibrated = False
+        self.labels_ = validation.labels(self.labels_ + sorted(lb for lb in examples if lb not in self.labels_))
+        self._describe()
+        self.examples_ = validation.examples(examples, self.labels_)
         # tune() builds with the tuned encoder: building first would encode the examples twice.
         return self.tune(tune_settings) if tune else self.build()
 
@@ -593,7 +640,7 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
             chunk = items[start : start + validation.MAX_BATCH]
             Xv, sims, _, _, vis = self._prepare(chunk)
             out.append(np.exp(self._fused_classify(Xv, sims, vis)))
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels_)))
 
     def proba_from_embeddings(self, X: np.ndarray, adapt: bool = False) -> np.ndarray:
         """Classify probabilities for text vectors already embedded with this model, (n, d) -> (n, L)."""
@@ -614,9 +661,6 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __repr__(self) -> str:
-        return f"Classifier(labels={self.labels!r}, model={self.spec.name!r})"
 
 
 def _items(values: list[Any]) -> list[Item]:

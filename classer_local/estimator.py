@@ -1,12 +1,14 @@
 """The scikit-learn estimator contract for ``Classifier``: parameters, cloning, pickling, score.
 
-Every constructor argument is a parameter, returned exactly as given (so ``clone`` works);
-``set_params`` rebuilds the classifier; fitted state ends in ``_``. Pickling drops locks and
-loaded models (they are re-made on first use).
+Every constructor argument is a parameter, stored by ``__init__`` under its own name exactly as
+given and nothing else (so ``clone`` works and construction never fails); what the parameters
+define and what is fitted end in ``_`` and are made on first use; ``set_params`` drops them.
+Pickling drops locks and loaded models (they are re-made on first use).
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,27 +38,46 @@ def not_fitted() -> InvalidRequestError:
 
 
 class EstimatorMixin:
-    """Mixed into ``Classifier``; expects ``self._params`` (the constructor's arguments)."""
+    """Mixed into ``Classifier``, whose ``__init__`` stores each argument under its own name."""
 
-    _params: dict[str, Any]
     _estimator_type = "classifier"
+    labels_: list[str]
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's arguments, as given (scikit-learn: ``clone``, grid search)."""
-        return dict(self._params)
+        return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Classifier:
-        """Change constructor arguments; the classifier is rebuilt (fitted state is dropped)."""
-        unknown = sorted(set(params) - set(self._params))
+        """Change constructor arguments; they are checked, and the classifier rebuilt, on next use."""
+        known = sorted(self._param_names())
+        unknown = sorted(set(params) - set(known))
         if unknown:
-            raise InvalidRequestError("param_unknown", f"Unknown parameters {unknown}; known: {sorted(self._params)}.",
+            raise InvalidRequestError("param_unknown", f"Unknown parameters {unknown}; known: {known}.",
                                       {"unknown": unknown})
-        self.__init__(**{**self._params, **params})  # type: ignore[misc]
+        for name, value in params.items():
+            setattr(self, name, value)
+        self._forget()
         return self
+
+    def _forget(self) -> None:
+        """Drop the settings and fitted state, made again from the parameters on next use: every
+        attribute ending in ``_`` and every private one the class gives a default (``_built``, ...)."""
+        for name in [k for k in vars(self) if k.endswith("_") or hasattr(type(self), k)]:
+            delattr(self, name)
 
     def __sklearn_is_fitted__(self) -> bool:
         """Labels make a classifier usable (zero-shot) even before ``fit``."""
-        return bool(getattr(self, "labels", None))
+        return bool(self.labels_)
+
+    def __repr__(self) -> str:
+        """The parameters that differ from their defaults, as scikit-learn writes an estimator."""
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if repr(v) != repr(defaults[k].default)]
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -85,8 +85,8 @@ class ClassifierOptions:
                 {"classifier": self.classifier})
         if self.classifier is None and self.labels is None and not self.examples:
             raise InvalidRequestError("labels_required", "labels is required: a list of 1 to 200 label strings.")
-        # Labels, descriptions, examples and text_type are validated where a classifier is built
-        # (``Classifier.__init__``, on a pool miss): a pool hit was valid when it was built.
+        # Labels, descriptions, examples and text_type are validated where a classifier is set up
+        # (``Classifier._setup``, on a pool miss): a pool hit was valid when it was pooled.
         if self.priority is not None and value(self.priority) not in PRIORITIES:
             raise InvalidRequestError(
                 "invalid_priority", f"priority must be one of {list(PRIORITIES)}, got {value(self.priority)!r}.",

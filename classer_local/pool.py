@@ -44,6 +44,7 @@ def get_classifier(options: ClassifierOptions, *, device: str = "auto", allow_pa
                      priority=o.priority or "standard", model=o.model, image_model=o.image_model, device=device,
                      truncate=o.truncate, allow_paths=allow_paths, glossary=o.glossary,
                      ocr=o.ocr)
+    clf._setup()  # a bad label set raises its typed error here and is never pooled
     with _lock:
         _classifiers[key] = clf
         while len(_classifiers) > MAX_CLASSIFIERS:

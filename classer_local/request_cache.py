@@ -25,19 +25,19 @@ def request_key(clf: Classifier, item: Item, op: str, threshold: float | None = 
     """The cache key of one input scored by ``clf``."""
     payload = {
         "op": op,
-        "model": clf.spec.scoring_id,
+        "model": clf.spec_.scoring_id,
         "vectors": clf.vector_id,  # differs once the encoder is tuned
-        "labels": sorted(clf.labels),
-        "descriptions": clf.descriptions,
+        "labels": sorted(clf.labels_),
+        "descriptions": clf.descriptions_,
         "glossary_labels": sorted(clf.glossary_labels_),  # the regime (its temperature) they were given in
         "ocr": clf.ocr if item.image is not None else None,
-        "examples": clf.ref or clf.state_id_ or examples_digest(clf),
-        "text_type": clf.text_type,
-        "truncate": clf.truncate,
+        "examples": clf.ref_ or clf.state_id_ or examples_digest(clf),
+        "text_type": clf.text_type_,
+        "truncate": clf.truncate_,
         "tag_platt": clf.tag_platt_,
         "tag_thresholds": None if clf.tag_thresholds_ is None else [
             round(float(t), 4) if t == t else None for t in clf.tag_thresholds_],
-        "threshold": (clf.threshold if threshold is None else threshold) if op == "tag" else None,
+        "threshold": (clf.threshold_ if threshold is None else threshold) if op == "tag" else None,
         "text": item.text,
         "image": fingerprint(item.image, clf.policy_),
         "file": fingerprint(item.file, clf.policy_),
@@ -45,7 +45,7 @@ def request_key(clf: Classifier, item: Item, op: str, threshold: float | None = 
     if namespace is not None:
         payload["namespace"] = namespace
     if item.image is not None or item.file is not None:
-        payload["image_model"] = clf.image_spec.model_id
+        payload["image_model"] = clf.image_spec_.model_id
     return cache_mod.request_key(payload)
 
 
@@ -56,7 +56,7 @@ def cached(clf: Classifier, items: Sequence[Item], op: str, threshold: float | N
     out: list[ClassifyResult | TagResult | None] = []
     for k in keys:
         hit = cache_mod.get_result(k)
-        out.append(None if hit is None else _from_cache(hit[0], clf.labels, hit[1]))
+        out.append(None if hit is None else _from_cache(hit[0], clf.labels_, hit[1]))
     return out, keys
 
 
@@ -71,12 +71,12 @@ def remember(keys: Sequence[str | None], results: Sequence[Any], indices: Sequen
 def examples_digest(clf: Classifier) -> str | None:
     """A content hash of the examples, computed once per examples object: thousands of
     examples must not be re-hashed for every input's cache key."""
-    if not clf.examples:
+    if not clf.examples_:
         return None
     memo = clf.__dict__.get("_examples_sha")
-    if memo is None or memo[0] is not clf.examples:
-        sha = cache_mod.request_key(examples_fingerprint(clf.examples, clf.policy_))
-        clf.__dict__["_examples_sha"] = memo = (clf.examples, sha)
+    if memo is None or memo[0] is not clf.examples_:
+        sha = cache_mod.request_key(examples_fingerprint(clf.examples_, clf.policy_))
+        clf.__dict__["_examples_sha"] = memo = (clf.examples_, sha)
     return memo[1]
 
 

@@ -71,7 +71,7 @@ def _finish(clf: Classifier, out: list[Any], keys: list[Any], t0: float, endpoin
     fresh = [r for r in final if not r.cached]
     tokens = sum(r.tokens for r in fresh)
     vtokens = sum(r.visual_tokens for r in fresh)
-    usagelog.record(endpoint=endpoint, model=clf.spec.name, labels=len(clf.labels), items=len(final),
+    usagelog.record(endpoint=endpoint, model=clf.spec_.name, labels=len(clf.labels_), items=len(final),
                     tokens=tokens, visual_tokens=vtokens, latency_ms=ms, cached_items=len(final) - len(fresh),
                     request_id=request_id or (final[0].request_id if single else None), key_id=key_id)
     return Scored(final, keys, len(final) - len(fresh), tokens, vtokens, round(ms, 3))
@@ -79,7 +79,7 @@ def _finish(clf: Classifier, out: list[Any], keys: list[Any], t0: float, endpoin
 
 def _failed(clf: Classifier | None, n: int, t0: float, endpoint: str, exc: ClasserError,
             key_id: str | None, request_id: str | None) -> None:
-    usagelog.record(endpoint=endpoint, model=clf.spec.name if clf else None, labels=len(clf.labels) if clf else 0,
+    usagelog.record(endpoint=endpoint, model=clf.spec_.name if clf else None, labels=len(clf.labels_) if clf else 0,
                     items=n, latency_ms=(time.perf_counter() - t0) * 1000, status="error", error_code=exc.code,
                     request_id=request_id, key_id=key_id)
 
@@ -92,6 +92,7 @@ def score(clf: Classifier, items: list[Item], op: str, *, threshold: Any = None,
     ``adapt=True`` (batch adaptation) bypasses the request cache: an adapted answer depends on
     the rest of its batch, so it is neither looked up nor remembered.
     """
+    clf._setup()  # a bad parameter fails as it would at construction: before any lookup or usage row
     t0 = time.perf_counter()
     use_cache = (clf.cache if cache is None else cache) and not adapt
     try:
@@ -120,6 +121,7 @@ async def score_async(clf: Classifier, items: list[Item], op: str, *, threshold:
                       cache_namespace: str | None = None, t0: float | None = None) -> Scored:
     """``score`` for an event loop: ``run`` is awaited (the server's micro-batcher) and the
     cache's disk work goes through ``to_thread`` (e.g. starlette's ``run_in_threadpool``)."""
+    clf._setup()  # as in score
     t0 = time.perf_counter() if t0 is None else t0
     use_cache = clf.cache if cache is None else cache
     try:

@@ -24,19 +24,19 @@ if TYPE_CHECKING:
 def get_state(clf: Classifier) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     clf.build()
     config: dict[str, Any] = {
-        "labels": clf.labels, "descriptions": clf.descriptions, "text_type": clf.text_type,
-        "model": clf.spec.name, "priority": clf.priority, "threshold": clf._params["threshold"],
-        "truncate": clf.truncate, "glossary": clf.glossary, "glossary_labels": sorted(clf.glossary_labels_),
+        "labels": clf.labels_, "descriptions": clf.descriptions_, "text_type": clf.text_type_,
+        "model": clf.spec_.name, "priority": clf.priority_, "threshold": clf.threshold,
+        "truncate": clf.truncate_, "glossary": clf.glossary, "glossary_labels": sorted(clf.glossary_labels_),
         "ocr": clf.ocr,
         **(clf.heads_.config() if clf.heads_ is not None else {}),
         "tag_platt": list(clf.tag_platt_) if clf.tag_platt_ else None,
         "tag_thresholds": None if clf.tag_thresholds_ is None else [
             float(t) if np.isfinite(t) else None for t in clf.tag_thresholds_],
         "visual_examples": {k: [x for x in v if not isinstance(x, str) or looks_like_file(x, clf.policy_)]
-                            for k, v in clf.examples.items()},
+                            for k, v in clf.examples_.items()},
         # The text examples too, so a saved classifier can be tuned or refitted later (store.tune).
         "text_examples": {k: [x for x in v if isinstance(x, str) and not looks_like_file(x, clf.policy_)]
-                          for k, v in clf.examples.items()},
+                          for k, v in clf.examples_.items()},
     }
     if clf.image_model:
         config["image_model"] = clf.image_model
@@ -59,9 +59,10 @@ def from_state(cls: type[Classifier], config: Mapping[str, Any], arrays: Mapping
               # "descriptions" already holds what the glossary gave when it was saved: a later
               # glossary must not change a saved classifier.
               glossary=False, ocr=config.get("ocr") is True)
+    clf._setup()  # a config naming a model models.toml lacks fails here, before its arrays are used
     clf.glossary_labels_ = frozenset(config.get("glossary_labels") or ())  # the regime it was saved in
-    clf.examples = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
-    clf.ref = ref
+    clf.examples_ = {k: v for k, v in (config.get("visual_examples") or {}).items() if v}
+    clf.ref_ = ref
     digest = hashlib.sha256(cache_mod.canonical(dict(config)).encode())
     for name in sorted(arrays):
         digest.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
@@ -73,8 +74,8 @@ def from_state(cls: type[Classifier], config: Mapping[str, Any], arrays: Mapping
     clf.prototypes_ = np.asarray(arrays["prototypes"], dtype=np.float32)
     clf.components_ = np.asarray(arrays.get("components", clf.prototypes_), dtype=np.float32)
     clf.component_weights_ = np.asarray(
-        arrays.get("component_weights", np.eye(len(clf.labels), dtype=np.float32)), dtype=np.float32)
-    clf.heads_ = ExampleHeads.from_arrays(len(clf.labels), config, arrays)
+        arrays.get("component_weights", np.eye(len(clf.labels_), dtype=np.float32)), dtype=np.float32)
+    clf.heads_ = ExampleHeads.from_arrays(len(clf.labels_), config, arrays)
     platt = config.get("tag_platt")
     clf.tag_platt_ = (float(platt[0]), float(platt[1])) if platt else None
     fitted = config.get("tag_thresholds")

@@ -236,11 +236,11 @@ def create(
                      glossary=glossary, **extra)
     if tune:
         clf.tune(tune_settings, progress=progress)
-    calibrated = bool(calibrate and clf.examples and clf.calibrate())
+    calibrated = bool(calibrate and clf.examples_ and clf.calibrate())
     state, arrays = clf.get_state()
-    spec = clf.spec
+    spec = clf.spec_
     weights_hash = spec.weights_hash()
-    per_label = {lb: len(clf.examples.get(lb, [])) for lb in clf.labels}
+    per_label = {lb: len(clf.examples_.get(lb, [])) for lb in clf.labels_}
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -250,9 +250,9 @@ def create(
         "model": spec.name,
         "model_id": spec.model_id,
         "weights_hash": weights_hash,
-        "labels": builtins.list(clf.labels),
-        "counts": {"labels": len(clf.labels), "examples": sum(per_label.values()),
-                   "examples_per_label": per_label, "descriptions": len(clf.descriptions)},
+        "labels": builtins.list(clf.labels_),
+        "counts": {"labels": len(clf.labels_), "examples": sum(per_label.values()),
+                   "examples_per_label": per_label, "descriptions": len(clf.descriptions_)},
         "calibrated": calibrated,
         "tuned": None if clf.tuned_ is None else {
             "steps": clf.tuned_.steps, "seconds": round(clf.tuned_.seconds, 2), "delta_bytes": clf.tuned_.nbytes,

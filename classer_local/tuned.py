@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 class TunedEncoderMixin:
     tuned_: Any
-    spec: Any
+    spec_: Any
     device: str
 
     @property
@@ -26,13 +26,13 @@ class TunedEncoderMixin:
         """The text encoder: the model's, or this classifier's tuned copy of it (``tune``)."""
         from .backends import load_text
 
-        base = load_text(self.spec, self.device)
+        base = load_text(self.spec_, self.device)
         return base if self.tuned_ is None else tuning_encoder(base, self.tuned_)
 
     @property
     def vector_id(self) -> str:
         """What a text's vector depends on: the model, and the tuned delta when there is one."""
-        return self.spec.model_id + ("" if self.tuned_ is None else f"+tune:{self.tuned_.digest[:16]}")
+        return self.spec_.model_id + ("" if self.tuned_ is None else f"+tune:{self.tuned_.digest[:16]}")
 
     def tune(self: Any, settings: Any = None, *, progress: bool = True, cancel: Any = None) -> Classifier:
         """Fine-tune the encoder on the text examples (LoRA, ``classer_local.tuning``), then rebuild
@@ -43,7 +43,7 @@ class TunedEncoderMixin:
         texts, owners = self.text_examples()
         if not texts:
             raise InvalidRequestError("tuning_examples_empty", "tune needs text examples: pass examples or call fit().")
-        label_texts = [[t for t, _ in self.label_texts(lb)] for lb in self.labels]
+        label_texts = [[t for t, _ in self.label_texts(lb)] for lb in self.labels_]
         with self._lock:
             self.tuned_ = None
             self.tuned_ = tuning.tune(self.embedder, texts, owners, label_texts, settings=settings,

@@ -11,6 +11,9 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import FunctionTransformer, Pipeline
 
 import classer_local as cl
+from classer_local import pool
+from classer_local.api import score_routed
+from classer_local.classifier import Item
 from classer_local.errors import InvalidRequestError
 
 X = ["I was charged twice", "refund my payment", "my invoice is wrong", "billing error on my card",
@@ -60,29 +63,71 @@ def test_multilabel_indicator_fit() -> None:
     texts = ["refund please", "charged twice and the app crashed", "the app crashes", "a quote please",
              "pricing and an invoice", "cannot log in"]
     clf = cl.Classifier(["billing", "technical", "sales"], priority="fast").fit(texts, Y)
-    assert clf.examples["billing"] == ["refund please", "charged twice and the app crashed", "pricing and an invoice"]
+    assert clf.examples_["billing"] == ["refund please", "charged twice and the app crashed", "pricing and an invoice"]
     with pytest.raises(InvalidRequestError) as e:
         cl.Classifier(["a", "b"], priority="fast").fit(texts, Y)
     assert e.value.code == "fit_labels_mismatch"
 
 
+def test_init_only_stores_the_parameters() -> None:
+    clf = cl.Classifier(["billing", "technical"], priority="fast", threshold=0.4)
+    assert {k for k in vars(clf) if not k.startswith("_")} == set(clf.get_params())
+    assert all(getattr(clf, k) is v for k, v in clf.get_params().items())
+    assert repr(clf) == "Classifier(labels=['billing', 'technical'], priority='fast', threshold=0.4)"
+
+
+@pytest.mark.parametrize(("kwargs", "code"), [
+    ({"labels": ["a", "a"]}, "labels_duplicate"),
+    ({"labels": ["a", "b"], "descriptions": {"c": "not a label"}}, "description_unknown_label"),
+    ({"labels": ["a", "b"], "glossary": "yes"}, "glossary_invalid"),
+    ({"labels": ["a", "b"], "model": "no-such-model"}, "model_unknown"),
+    ({"labels": ["a", "b"], "truncate": "MIDDLE"}, "invalid_truncate"),
+])
+def test_bad_parameters_raise_their_typed_error_on_first_use(kwargs: dict, code: str) -> None:
+    clf = cl.Classifier(priority="fast", **kwargs)  # stores them: construction never raises
+    for use in (lambda: clf.classify("hello"), lambda: clf.tag(["hello"]), lambda: clf.fit(X, y),
+                lambda: clf.predict(X[:1]), lambda: clf.labels_,
+                lambda: score_routed(clf, [Item("hi")], "tag", None, endpoint="tag")):
+        with pytest.raises(InvalidRequestError) as e:
+            use()
+        assert e.value.code == code
+    defaults = cl.Classifier().get_params()
+    clf.set_params(**{**{k: defaults[k] for k in kwargs}, "labels": ["a", "b"]})
+    assert clf.classify("hello").label in {"a", "b"}  # set_params drops the failed setup
+
+
+def test_pool_keeps_no_classifier_whose_setup_failed() -> None:
+    pool.clear()
+    with pytest.raises(InvalidRequestError) as e:
+        cl.classify("hello", labels=["a", "a"], priority="fast")
+    assert e.value.code == "labels_duplicate" and not pool._classifiers
+
+
+def test_fit_leaves_the_parameters_as_given() -> None:
+    labels = ["billing", "technical"]
+    clf = cl.Classifier(labels, priority="fast")
+    params = clf.get_params()
+    clf.fit(X, y)
+    assert clf.get_params() == params and clf.labels is labels and clf.labels == ["billing", "technical"]
+    assert clf.examples is None and list(clf.classes_) == ["billing", "technical", "sales"]
+    assert clf.fit(X[:4], y[:4]).labels_ == ["billing", "technical"]  # each fit starts from the parameters
+    assert set(clf.examples_) == {"billing"}
+
+
 # scikit-learn's common checks. check_estimator itself runs only check_estimator_cloneable for an
-# estimator whose input tag is text (string, not two_d_array), so the checks that can take text or
-# no data at all are run one by one here. Not run, with the reason:
-# - check_dict_unchanged, check_classifiers_classes, check_fit_idempotent and every other check that
-#   fits on generated numeric 2-D arrays: the input is text (each row must be a string);
-# - check_no_attributes_set_in_init, check_do_not_raise_errors_in_init_or_set_params: a deliberate
-#   deviation: labels, descriptions, examples and the model are validated (and the model spec
-#   resolved) at construction, so a bad label set fails where it is written with the API's typed
-#   error, and a zero-shot classifier is usable without fit;
-# - check_dont_overwrite_parameters: fit adds the labels found in y to ``labels`` and stores the
-#   examples in ``examples`` (documented in ``Classifier.fit``); get_params still returns the
-#   constructor's arguments, so clone and grid search see the original parameters.
+# estimator whose input tag is text (string, not two_d_array), so the checks that apply are run one
+# by one here. Some of them fit on generated numeric rows; they check only the parameters and the
+# attributes fit sets, which do not depend on what the rows hold. Not run, with the reason:
+# - check_dict_unchanged, check_classifiers_classes, check_fit_idempotent, check_readonly_memmap_input
+#   and every other check of what fit, predict or score make of generated numeric 2-D arrays: the
+#   input is text, and a numeric row is not one (predict refuses it).
 APPLICABLE_CHECKS = [
     "check_estimator_cloneable", "check_parameters_default_constructible", "check_get_params_invariance",
     "check_set_params", "check_estimator_repr", "check_valid_tag_types", "check_estimator_tags_renamed",
     "check_mixin_order", "check_positive_only_tag_during_fit", "check_n_features_in_after_fitting",
     "check_estimators_unfitted", "check_fit_check_is_fitted", "check_estimators_overwrite_params",
+    "check_no_attributes_set_in_init", "check_do_not_raise_errors_in_init_or_set_params",
+    "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
 ]
 
 

@@ -33,8 +33,8 @@ def test_the_seeds_examples_answer_as_their_docs_say():
 def test_bare_names_without_the_glossary_score_differently():
     on = cl.Classifier(SUPPORT)
     off = cl.Classifier(SUPPORT, glossary=False)
-    assert set(on.descriptions) == set(SUPPORT) and off.descriptions == {}
-    assert on.descriptions["technical"] == glossary.lookup("Technical")
+    assert set(on.descriptions_) == set(SUPPORT) and off.descriptions_ == {}
+    assert on.descriptions_["technical"] == glossary.lookup("Technical")
     assert on.classify(LOGIN).scores != off.classify(LOGIN).scores
     # The request cache keys on the descriptions used: the two never share an answer.
     a = cl.classify(text=LOGIN, labels=SUPPORT)
@@ -45,23 +45,24 @@ def test_bare_names_without_the_glossary_score_differently():
 def test_a_given_description_wins_and_unknown_names_stay_bare():
     clf = cl.Classifier(["Billing", "zebra crossing", "technical"], descriptions={"technical": "Hardware faults"},
                         priority="fast")
-    assert clf.descriptions["technical"] == "Hardware faults"
-    assert clf.descriptions["Billing"].startswith("Billing and payments")  # matched case-insensitively
-    assert "zebra crossing" not in clf.descriptions
+    assert clf.descriptions_["technical"] == "Hardware faults"
+    assert clf.descriptions_["Billing"].startswith("Billing and payments")  # matched case-insensitively
+    assert "zebra crossing" not in clf.descriptions_
     assert glossary.key(" Not_Spam ") == glossary.key("not-spam") == "not spam"
     assert glossary.lookup("not spam") and glossary.lookup("no such label here") is None
 
 
 def test_fit_adds_the_glossary_for_labels_learned_from_y():
     clf = cl.Classifier(priority="fast").fit(["refund me please", "the app crashes"], ["billing", "technical"])
-    assert set(clf.descriptions) == {"billing", "technical"}
-    assert cl.Classifier(priority="fast", glossary=False).fit(["a", "b"], ["billing", "technical"]).descriptions == {}
+    assert set(clf.descriptions_) == {"billing", "technical"}
+    assert cl.Classifier(priority="fast", glossary=False).fit(["a", "b"], ["billing", "technical"]).descriptions_ == {}
 
 
 @pytest.mark.parametrize("bad", ["false", 0, None])
 def test_glossary_takes_only_a_boolean(bad):
+    clf = cl.Classifier(SUPPORT, glossary=bad, priority="fast")  # checked on first use
     with pytest.raises(InvalidRequestError) as exc:
-        cl.Classifier(SUPPORT, glossary=bad, priority="fast")
+        clf.classify(LOGIN)
     assert exc.value.code == "glossary_invalid"
 
 
@@ -75,14 +76,14 @@ def test_the_glossary_file_is_well_formed():
 
 
 def test_each_regime_has_its_temperature():
-    calib = cl.Classifier(SUPPORT).spec.calibration
+    calib = cl.Classifier(SUPPORT).spec_.calibration
     assert cl.Classifier(SUPPORT)._temperature() == calib["temperature_glossary"]  # glossary alone
     assert cl.Classifier(SUPPORT, glossary=False)._temperature() == calib["temperature_names"]
     mixed = cl.Classifier(SUPPORT, descriptions={"sales": "Buying and pricing"})
     assert mixed.glossary_labels_ == {"billing", "technical"} and mixed._temperature() == calib["temperature"]
-    # set_params re-runs __init__: a description the caller now gives is theirs, not the glossary's.
+    # set_params starts again from the parameters: a description the caller now gives is theirs.
     clf = cl.Classifier(SUPPORT)
-    clf.set_params(descriptions={"billing": clf.descriptions["billing"]})
+    clf.set_params(descriptions={"billing": clf.descriptions_["billing"]})
     assert clf.glossary_labels_ == {"technical", "sales"}
 
 
@@ -92,12 +93,12 @@ def test_a_saved_classifier_keeps_the_descriptions_it_was_made_with(tmp_path, mo
         info = store.create("tickets", labels=SUPPORT, model="fast")
         loaded = store.load(info["ref"])
         live = cl.Classifier(SUPPORT, priority="fast")
-        assert loaded.descriptions == live.descriptions
+        assert loaded.descriptions_ == live.descriptions_
         assert loaded.glossary is False  # a later glossary never changes a saved version
         assert loaded.glossary_labels_ == live.glossary_labels_  # nor its regime
         assert loaded.classify(LOGIN).scores == live.classify(LOGIN).scores
         bare = store.load(store.create("tickets", labels=SUPPORT, model="fast", glossary=False)["ref"])
-        assert bare.descriptions == {}
+        assert bare.descriptions_ == {}
     finally:
         store.clear_loaded()
 

@@ -189,7 +189,7 @@ def test_route_keeps_the_callers_input_policy() -> None:
     french = "Je ne peux pas me connecter à mon compte depuis la mise à jour de l'application."
     clf = get_classifier(["billing", "technical problem"], allow_paths=False)  # as the server builds it
     routes = route(clf, [Item(french), Item("The app crashes every time I try to log in")], "auto")
-    assert [(r.clf.spec.name, r.indices) for r in routes] == [
+    assert [(r.clf.spec_.name, r.indices) for r in routes] == [
         (registry.get("standard").name, [1]), ("use-multilingual", [0])]
     assert [r.clf.allow_paths for r in routes] == [False, False]  # the twin reads no example as a path
     with pytest.raises(InputNotAllowedError):  # nor a document's name

@@ -117,8 +117,9 @@ def test_ocr_option_is_checked() -> None:
     import classer_local as cl
     from classer_local.errors import InvalidRequestError
 
+    clf = cl.Classifier(["a", "b"], priority="fast", ocr="yes")  # checked on first use
     with pytest.raises(InvalidRequestError) as exc:
-        cl.Classifier(["a", "b"], priority="fast", ocr="yes")
+        clf.classify("x")
     assert exc.value.code == "ocr_invalid"
     with pytest.raises(InvalidRequestError) as exc:
         cl.classify(text="x", classifier="tickets", ocr=True)

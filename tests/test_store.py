@@ -69,7 +69,7 @@ def test_list_get_delete():
     with pytest.raises(NotFoundError) as e:
         store.load("a@v2")
     assert e.value.code == "classifier_not_found"
-    assert store.load("a").labels == ["x", "y"]  # latest is v1 again
+    assert store.load("a").labels_ == ["x", "y"]  # latest is v1 again
     assert clf is not store.load("a@v1")
     # A number is never given out twice: the request cache keys saved classifiers by ref.
     assert cl.classifiers.create("a", labels=["p", "q"], model="fast")["ref"] == "a@v3"
@@ -91,6 +91,14 @@ def test_bad_refs(ref):
             cl.classifiers.create(ref, labels=["x", "y"], model="fast")
 
 
+@pytest.mark.parametrize(("kwargs", "code"), [({"labels": ["x", "x"]}, "labels_duplicate"),
+                                              ({"labels": ["x", "y"], "truncate": "MIDDLE"}, "invalid_truncate")])
+def test_bad_parameters_save_nothing(kwargs, code):
+    with pytest.raises(InvalidRequestError) as e:
+        cl.classifiers.create("bad", model="fast", **kwargs)
+    assert e.value.code == code and cl.classifiers.list() == []
+
+
 def test_unknown_refs():
     for ref in ("nope", "nope@v1"):
         with pytest.raises(NotFoundError) as e:
@@ -110,7 +118,7 @@ def test_save_load_same_predictions(tier):
     clf.calibrate()
     info = cl.classifiers.create("p", labels=LABELS, examples=EXAMPLES, model=tier,
                                  descriptions={"sales": "Buying, pricing, quotes and demos"})
-    assert info["model"] == clf.spec.name
+    assert info["model"] == clf.spec_.name
     loaded = store.load("p")
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
     a = [r.scores for r in clf.tag(TEXTS, cache=False)]
@@ -136,7 +144,7 @@ def test_threads_get_distinct_versions():
         t.join()
     assert not errors
     assert sorted(refs) == [f"race@v{i}" for i in range(1, 5)]
-    assert {store.load(r).labels[0] for r in refs} == {"l0", "l1", "l2", "l3"}
+    assert {store.load(r).labels_[0] for r in refs} == {"l0", "l1", "l2", "l3"}
 
 
 def test_crash_mid_save_leaves_nothing(monkeypatch, home):

@@ -31,7 +31,7 @@ def tuned() -> cl.Classifier:
 def test_fit_tune_changes_the_encoder_and_keeps_the_contract(tuned):
     frozen = cl.Classifier().fit(X, Y)
     assert tuned.tuned_ is not None and tuned.tuned_.steps == 8 and tuned.tuned_.nbytes < 2 * 2**20
-    assert tuned.vector_id != frozen.vector_id and tuned.vector_id.startswith(frozen.spec.model_id + "+tune:")
+    assert tuned.vector_id != frozen.vector_id and tuned.vector_id.startswith(frozen.spec_.model_id + "+tune:")
     assert not np.allclose(tuned.embedder.encode(PROBE), frozen.embedder.encode(PROBE))
     np.testing.assert_allclose(frozen.embedder.encode(PROBE), cl.Classifier(["x", "y"]).embedder.encode(PROBE))
     assert list(tuned.predict(PROBE)) == ["number", "place", "person"]
@@ -40,7 +40,7 @@ def test_fit_tune_changes_the_encoder_and_keeps_the_contract(tuned):
 
 
 def test_tuned_answers_are_cached_apart_from_untuned_ones(tuned):
-    frozen = cl.Classifier(labels=tuned.labels, examples=tuned.examples)
+    frozen = cl.Classifier(labels=tuned.labels_, examples=tuned.examples_)
     text = "Where was Mozart born?"
     first = frozen.classify(text)
     other = tuned.classify(text)

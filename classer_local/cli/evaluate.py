@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         glossary=not args.no_glossary,
         ocr=args.ocr,
     ).build()
-    unknown = sorted(truth - set(clf.labels))
+    unknown = sorted(truth - set(clf.labels_))
     if unknown:
         raise CliError(f"the data has labels that {args.classifier} does not: {unknown}")
     preds: list[str] = []
@@ -71,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
                 conf.append(r.confidence)
             bar.update(len(chunk))
     bins = args.bins or evaluate.DEFAULT_BINS
-    report = evaluate.report([r["label"] for r in rows], preds, conf, clf.labels, bins)
+    report = evaluate.report([r["label"] for r in rows], preds, conf, clf.labels_, bins)
     if args.plot:
         evaluate.reliability_diagram(
-            report["reliability"], args.plot, title=f"{Path(args.data).name} ({clf.spec.name})"
+            report["reliability"], args.plot, title=f"{Path(args.data).name} ({clf.spec_.name})"
         )
         report["plot"] = args.plot
-    emit(args, report, _text(report, clf.spec.name, args.plot))
+    emit(args, report, _text(report, clf.spec_.name, args.plot))
     return 0
 
 

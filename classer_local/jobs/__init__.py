@@ -448,7 +448,7 @@ def create(
         # Validates labels, descriptions, examples, model and truncate without embedding anything.
         Classifier(labels, descriptions=descriptions, examples=examples, text_type=text_type, priority=priority,
                    model=model, device=device, truncate=truncate, allow_paths=allow_paths, glossary=glossary,
-                   ocr=ocr)
+                   ocr=ocr)._setup()
     job_id = new_id()
     jobs_root = root()
     tmp = jobs_root / f".tmp-{job_id}"

@@ -249,7 +249,7 @@ class RayEngine:
                                   scored=int(rec["scored"]), tokens=int(rec["tokens"]),
                                   visual_tokens=int(rec["visual_tokens"]), ms=float(rec["ms"]))
                     if chunk.scored:
-                        usagelog.record(endpoint=f"{kind}_batch", model=clf.spec.name, labels=len(clf.labels),
+                        usagelog.record(endpoint=f"{kind}_batch", model=clf.spec_.name, labels=len(clf.labels_),
                                         items=chunk.scored, tokens=chunk.tokens,
                                         visual_tokens=chunk.visual_tokens, latency_ms=chunk.ms,
                                         key_id=spec.get("owner"))
