@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "ece": round(expected_calibration_error(conf, right), 4), "acc": round(float(right.mean()), 4),
                 "hi_share": round(float(hi.mean()), 4), "hi_acc": round(float(right[hi].mean()), 4) if hi.any() else None}
 
-    spec = cl.Classifier(["x"], model=a.model).spec
+    spec = cl.Classifier(["x"], model=a.model).spec_
     described = float(spec.calibration.get("temperature", 0.05))
     report = {"model": a.model, "fitted": {"temperature_glossary": round(T, 5)}, "at_fit": measure(T),
               "at_described_temperature": {"temperature": described, **measure(described)},

@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", default="", help="start from a trained encoder.safetensors (a second stage); "
+                    "the soups then run between it (share 0) and the new weights, and the base is reported")
+    ap.add_argument("--data-seed", type=int, default=None, help="row sample seed (default: --seed); a second "
+                    "stage with another data seed sees other rows of the larger sets")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -162,13 +166,20 @@ def main(argv: list[str] | None = None) -> None:
 
     st = SentenceTransformer(base_model_path(), device="cpu")
     enc = Encoder(st)
+    original = trained_state(enc.bert)
+    if a.init:
+        from safetensors.torch import load_file
+
+        enc.bert.load_state_dict({k: v.float() for k, v in load_file(a.init).items()}, strict=False)
+        say(f"initialised from {a.init} (sha256 {sha256(Path(a.init))[:12]})")
     base = trained_state(enc.bert)
     for p in enc.bert.embeddings.parameters():
         p.requires_grad_(False)
 
     holdout = [h for h in a.holdout.split(",") if h]
     folders = sorted(p for p in Path(a.train_dir).iterdir() if p.is_dir())
-    sets = [load_set(f, a.cap, a.seed) for f in folders if f.name not in holdout]
+    data_seed = a.seed if a.data_seed is None else a.data_seed
+    sets = [load_set(f, a.cap, data_seed) for f in folders if f.name not in holdout]
     held = [load_set(f, 400, a.seed + 1) for f in folders if f.name in holdout]
     n_rows = sum(len(s["texts"]) for s in sets)
     total = math.ceil(a.epochs * n_rows / a.batch)
@@ -264,7 +275,12 @@ def main(argv: list[str] | None = None) -> None:
         accs = {s["name"]: round(accuracy(enc, s), 4) for s in held}
         soups[share] = dict(per_set=accs, mean=round(float(np.mean(list(accs.values()))), 4))
         say(f"soup share={share}: held-out mean {soups[share]['mean']} {accs}")
-    best = max(soups, key=lambda x: (soups[x]["mean"], x))
+    if a.init:
+        enc.bert.load_state_dict({k: v.float() for k, v in original.items()}, strict=False)
+        accs = {s["name"]: round(accuracy(enc, s), 4) for s in held}
+        soups["original"] = dict(per_set=accs, mean=round(float(np.mean(list(accs.values()))), 4))
+        say(f"original base: held-out mean {soups['original']['mean']} {accs}")
+    best = max((x for x in soups if x != "original"), key=lambda x: (soups[x]["mean"], x))
     final = {k: (best * trained[k].float() + (1 - best) * base[k].float()).half().contiguous() for k in trained}
 
     from safetensors.torch import save_file
@@ -277,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         first_loss20=float(np.mean(losses[:20])), final_loss20=float(np.mean(losses[-20:])),
         held_out_sets=holdout, soup_share=best, soups={str(k): v for k, v in soups.items()},
         data={s["name"]: s["files"] for s in sets + held},
+        init=dict(path=a.init, sha256=sha256(Path(a.init))) if a.init else None,
         weights_sha256=sha256(out / "encoder.safetensors"),
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
