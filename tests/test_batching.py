@@ -169,19 +169,3 @@ def test_a_request_whose_caller_left_is_not_run():
         batcher.shutdown()
     assert [r[0].label for r in got] == [clf.run([Item(text=t)], "classify")[0].label for t in TEXTS[1:3]]
     assert batcher.stats.requests == 2
-
-
-def test_a_jobs_chunk_runs_through_the_model_thread_in_slices():
-    clf = cl.Classifier(LABEL_SETS[0], priority="fast", allow_paths=False)
-    items = [Item(text=t) for t in TEXTS]
-    batcher = MicroBatcher(job_slice=4)
-    try:
-        got = batcher.run_blocking(clf, "classify", None, items)
-        assert batcher.stats.job_calls == 2 and batcher.stats.job_items == len(items)  # 6 items, slices of 4
-    finally:
-        batcher.shutdown()
-    for a, b in zip(got, clf.run(items, "classify", None)):
-        _same(a, b, exact=True)
-    # Once the model thread is shut down (the server stopping), the job's own thread goes on.
-    after = batcher.run_blocking(clf, "tag", 0.4, items[:1])
-    _same(after[0], clf.run(items[:1], "tag", 0.4)[0], exact=True)

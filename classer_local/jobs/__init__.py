@@ -42,12 +42,10 @@ from ..classifier import Classifier
 from ..errors import ClasserError, ConflictError, InvalidRequestError, NotFoundError, ServerError
 from ..options import ClassifierOptions, Priority, Truncate, value
 from .engine import DEFAULT_CHUNK
-from .lines import share_model_thread
 from .files import STATUSES, JobFiles, copy_input, count_rows, job_dir, new_id, now, root, this_runner
 
 __all__ = [
-    "STATUSES", "Job", "cancel", "create", "delete", "get", "list", "max_running", "resume", "share_model_thread",
-    "start",
+    "STATUSES", "Job", "cancel", "create", "delete", "get", "list", "max_running", "resume", "start",
 ]
 
 KINDS = ("classify", "tag")

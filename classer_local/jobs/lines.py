@@ -26,7 +26,6 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,28 +200,14 @@ def parse_line(raw: bytes, row: int, *, allow_paths: bool = True) -> Line:
 
 
 # ---------------------------------------------------------------------- scoring
-# Set by a server for the jobs it runs: model calls go through its model thread (share_model_thread).
-_model_run: Callable[[Classifier, str, Any, list[Item]], list[Any]] | None = None
-
-
-def share_model_thread(run: Callable[[Classifier, str, Any, list[Item]], list[Any]] | None) -> None:
-    """Score this process's job chunks with ``run(clf, op, threshold, items)`` instead of in the
-    job's own thread; None goes back to that. ``serve`` passes its micro-batcher's
-    ``run_blocking``, so jobs and requests share one model thread instead of racing for the
-    cores. Batch adaptation needs the whole chunk in one call and keeps the job's thread."""
-    global _model_run
-    _model_run = run
-
-
 def _score(clf: Classifier, kind: str, threshold: float | None, items: list[Item], key_id: str | None,
            adapt: bool = False, language: str | None = None) -> list[Any]:
     """Through the library's front door, as ``cl.classify_batch`` scores: one usage row per call,
     on the job owner's key; ``language="auto"`` routes rows read as not English (``api.route``)."""
     from ..api import score_routed
 
-    run = None if adapt else _model_run
     return score_routed(clf, items, kind, language, threshold=threshold, cache=False, endpoint=f"{kind}_batch",
-                        key_id=key_id, adapt=adapt, run=run)
+                        key_id=key_id, adapt=adapt)
 
 
 def _score_one(clf: Classifier, kind: str, threshold: float | None, line: Line, key_id: str | None,

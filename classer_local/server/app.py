@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .. import __version__, jobs, usagelog
+from .. import __version__, usagelog
 from . import errors as server_errors
 from .middleware import BodyLimitMiddleware, RequestIdMiddleware
 from .routes import ROUTERS
@@ -82,12 +82,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Uvicorn opens the port only after this startup part: the first request finds warm models.
         await _preload(state)
-        # Jobs run in this process score in the model thread too: they never race requests for the cores.
-        jobs.share_model_thread(state.batcher.run_blocking)
         state.ready = True
         yield
         state.ready = False
-        jobs.share_model_thread(None)
         state.batcher.shutdown()
         usagelog.flush()
         state.keys.close()

@@ -37,7 +37,7 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -63,8 +63,6 @@ class BatchStats:
     items: int = 0
     classifiers: int = 0  # distinct classifiers summed over calls
     shared_calls: int = 0  # calls whose texts were encoded once for every classifier in them
-    job_calls: int = 0  # slices of job chunks run in the model thread (run_blocking)
-    job_items: int = 0
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -72,8 +70,6 @@ class BatchStats:
             "requests": self.requests,
             "items": self.items,
             "shared_calls": self.shared_calls,
-            "job_calls": self.job_calls,
-            "job_items": self.job_items,
             "requests_per_call": round(self.requests / self.calls, 3) if self.calls else 0.0,
             "classifiers_per_call": round(self.classifiers / self.calls, 3) if self.calls else 0.0,
         }
@@ -87,12 +83,10 @@ class _Queue:
 
 class MicroBatcher:
     def __init__(
-        self, max_wait_ms: float = 2.0, max_items: int = 256, executor: ThreadPoolExecutor | None = None,
-        job_slice: int = 64,
+        self, max_wait_ms: float = 2.0, max_items: int = 256, executor: ThreadPoolExecutor | None = None
     ) -> None:
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.max_items = max(1, max_items)
-        self.job_slice = max(1, job_slice)
         self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="classer-model")
         self._queue = _Queue()
         self._full: asyncio.Event | None = None
@@ -187,26 +181,6 @@ class MicroBatcher:
         finally:
             self._task = None
 
-    def run_blocking(self, clf: Any, op: str, threshold: float | None, items: list[Any]) -> list[Any]:
-        """``clf.run(items, op, threshold)`` in the model thread, from another thread (a job's),
-        in slices of ``job_slice`` items: a request that arrives meanwhile waits for one slice,
-        not for the job's whole chunk. Once the model thread is shut down (the server stopping),
-        the caller's thread runs what is left."""
-        out: list[Any] = []
-        for start in range(0, len(items), self.job_slice):
-            part = items[start : start + self.job_slice]
-            try:
-                future = self.executor.submit(contextvars.copy_context().run, _run_alone, clf, op, threshold, part)
-            except RuntimeError:  # cannot schedule new futures after shutdown
-                future = None
-            try:
-                out.extend(future.result() if future is not None else clf.run(part, op, threshold))
-            except CancelledError:  # shut down while queued
-                out.extend(clf.run(part, op, threshold))
-            self.stats.job_calls += 1
-            self.stats.job_items += len(part)
-        return out
-
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -232,14 +206,6 @@ def _run_batch(batch: list[_Request]) -> list[Any]:
         if batch[0].shared:
             return _run_shared(batch)
         return _run_units(batch)
-
-
-def _run_alone(clf: Any, op: str, threshold: float | None, items: list[Any]) -> list[Any]:
-    """A job's slice in the model thread, under the same BLAS setting as the request batches."""
-    from .. import threads
-
-    with threads.single_blas():
-        return clf.run(items, op, threshold)
 
 
 def _run_shared(batch: list[_Request]) -> list[Any]:
