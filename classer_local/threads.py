@@ -121,13 +121,13 @@ def busy() -> bool:
     return cores() - others_busy() < 1.0
 
 
-def choose(work: int) -> int:
-    """Threads for a call that processes about ``work`` tokens: one for small work, else the
-    free cores (at least one, at most ``max_threads()``)."""
+def choose(work: int, sharing: int = 1) -> int:
+    """Threads for a call that processes about ``work`` tokens: one for small work, else its share
+    of the free cores when ``sharing`` model calls run at once (at least one, at most ``max_threads()``)."""
     top = max_threads()
     if top == 1 or work < SMALL_WORK:
         return 1
-    free = cores() - others_busy()
+    free = (cores() - others_busy()) / max(1, sharing)
     return max(1, min(top, int(free + 0.5)))
 
 
@@ -164,9 +164,21 @@ def single_blas() -> Iterator[None]:
         yield
 
 
+_running = [0]  # model calls in this process right now (the server runs two at once)
+_running_lock = threading.Lock()
+
+
 @contextmanager
 def for_work(work: int) -> Iterator[int]:
-    """Run the body with ``choose(work)`` threads (set for the calling thread, where torch keeps it)."""
-    n = choose(work)
-    _set(n)
-    yield n
+    """Run the body with ``choose(work)`` threads (set for the calling thread, where torch keeps it);
+    model calls running at once in this process share the free cores between them."""
+    with _running_lock:
+        _running[0] += 1
+        sharing = _running[0]
+    try:
+        n = choose(work, sharing)
+        _set(n)
+        yield n
+    finally:
+        with _running_lock:
+            _running[0] -= 1

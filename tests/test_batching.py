@@ -169,3 +169,20 @@ def test_a_request_whose_caller_left_is_not_run():
         batcher.shutdown()
     assert [r[0].label for r in got] == [clf.run([Item(text=t)], "classify")[0].label for t in TEXTS[1:3]]
     assert batcher.stats.requests == 2
+
+
+def test_two_model_threads_serve_mixed_groups_with_the_same_answers():
+    fast = [cl.Classifier(labels, priority="fast", allow_paths=False) for labels in LABEL_SETS[:3]]
+    standard = [cl.Classifier(labels, allow_paths=False) for labels in LABEL_SETS[3:]]
+    requests: list[tuple[Any, str, float | None, list[Item]]] = []
+    for k, clf in enumerate(fast + standard):  # two encoders: two groups, which may run at once
+        requests.append((clf, "classify", None, [Item(text=TEXTS[k]), Item(text=TEXTS[-1 - k])]))
+    batcher = MicroBatcher(max_wait_ms=60_000, max_items=sum(len(r[3]) for r in requests), workers=2)
+    try:
+        got = asyncio.run(_submit_all(batcher, requests))
+    finally:
+        batcher.shutdown()
+    assert batcher.stats.calls == 2 and batcher.stats.requests == len(requests)
+    for (clf, op, thr, items), answers in zip(requests, got):
+        for a, b in zip(answers, clf.run(items, op, thr)):
+            _same(a, b, exact=clf.priority == "fast")

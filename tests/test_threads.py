@@ -94,3 +94,15 @@ def test_single_blas_holds_numpy_to_one_thread_and_restores_it():
         with threads.single_blas():
             assert set(blas()) == {1}
         assert blas() == before
+
+
+def test_model_calls_at_once_share_the_free_cores(monkeypatch):
+    monkeypatch.delenv("CLASSER_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert 1 <= threads.choose(10**9, sharing=2) <= max(1, int(threads.cores() / 2 + 0.5))
+    assert threads.choose(10**9, sharing=4 * threads.cores()) == 1  # many calls at once: one thread each
+    assert threads.choose(0, sharing=2) == 1
+    # for_work counts the calls inside it: a call inside another runs on its share.
+    with threads.for_work(10**9):
+        with threads.for_work(10**9) as n:
+            assert n <= max(1, int(threads.cores() / 2 + 0.5))

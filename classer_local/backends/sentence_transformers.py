@@ -85,8 +85,7 @@ class SentenceTransformerEmbedder:
 
         work = sum(len(c) for c in chunks)
         with torch.inference_mode(), threads.for_work(work if self.device == "cpu" else 0):
-            for start in range(0, len(chunks), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in _batches([len(chunks[j]) for j in order], order, self.batch_size):
                 width = len(chunks[idx[0]])
                 ids = np.full((len(idx), width), pad, dtype=np.int64)
                 mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -131,3 +130,17 @@ def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:
         if full[p : p + len(bare)] == bare:
             return list(full[:p]), list(full[p + len(bare) :])
     return [], []
+
+
+def _batches(lengths: list[int], order: np.ndarray, size: int) -> list[np.ndarray]:
+    """``order`` (longest first, ``lengths`` in that order) cut into batches of at most ``size``
+    whose shortest text is at least half the longest: a batch is padded to its longest text, so
+    one long text among short ones (a job's slice, a server batch) would otherwise make the
+    model read up to 5x the tokens there are; padding here stays under 2x."""
+    out: list[np.ndarray] = []
+    start = 0
+    for k in range(1, len(order) + 1):
+        if k == len(order) or k - start >= size or 2 * lengths[k] < lengths[start]:
+            out.append(order[start:k])
+            start = k
+    return out

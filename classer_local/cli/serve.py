@@ -25,6 +25,8 @@ def register(sub: Subparsers) -> None:
         "--batch-wait-ms", type=float, default=2.0, help="how long a lone request waits for company"
     )
     s.add_argument("--batch-max-items", type=int, default=256, help="most inputs in one model call")
+    s.add_argument("--model-threads", type=int, default=None,
+                   help="model calls at once (default: 2, or 1 on a one-core machine)")
     s.add_argument("--preload", default=None,
                    help="models to load and warm before the port opens (default standard,fast,image; 'none' for none)")
     s.add_argument("--auth-failures-per-min", type=int, default=None,
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         rpm=args.rpm,
         batch_wait_ms=args.batch_wait_ms,
         batch_max_items=args.batch_max_items,
+        **({"model_threads": max(1, args.model_threads)} if args.model_threads else {}),
         **{k: v for k, v in given.items() if v is not None},
     )
     if args.host not in _LOOPBACK and args.no_auth:

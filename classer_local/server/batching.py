@@ -9,13 +9,14 @@ per (classifier, op, threshold) and go through ``Classifier.run`` whole, as befo
 
 One drain task serves the queue. When a request finds it idle, it waits up to
 ``max_wait_ms`` for company (less if ``max_items`` are queued sooner), then runs the group of
-the oldest request in the model thread. Whatever arrives meanwhile goes out in the next
-call without waiting, so under load batches grow by themselves; an idle server adds at most
+the oldest request in a model thread. Whatever arrives meanwhile goes out in the next call
+without waiting, so under load batches grow by themselves; an idle server adds at most
 ``max_wait_ms`` to a request.
 
-All model work goes through one single-thread executor: the event loop never tokenises or
-runs a model, and models never race each other for the CPU (the thread count of each call
-comes from ``classer_local.threads``).
+All model work goes through the ``workers`` model threads (the event loop never tokenises or
+runs a model). Up to ``workers`` calls run at once: a small batch runs on one thread
+(``classer_local.threads``), so with a single model thread a 2-core server left a core idle
+under load; calls running at once share the free cores, so they do not oversubscribe them.
 
 Example:
     >>> import asyncio
@@ -83,13 +84,16 @@ class _Queue:
 
 class MicroBatcher:
     def __init__(
-        self, max_wait_ms: float = 2.0, max_items: int = 256, executor: ThreadPoolExecutor | None = None
+        self, max_wait_ms: float = 2.0, max_items: int = 256, executor: ThreadPoolExecutor | None = None,
+        workers: int = 1,
     ) -> None:
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.max_items = max(1, max_items)
-        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="classer-model")
+        self.workers = max(1, workers)  # model calls at once (they share the cores: threads.for_work)
+        self.executor = executor or ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="classer-model")
         self._queue = _Queue()
         self._full: asyncio.Event | None = None
+        self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.stats = BatchStats()
 
@@ -108,10 +112,14 @@ class MicroBatcher:
         q.pending.append(req)
         q.size += len(items)
         if self._task is None:
-            self._full = asyncio.Event()  # one per drain: an Event belongs to the loop that awaits it
+            # One pair per drain: an Event belongs to the loop that awaits it.
+            self._full, self._arrived = asyncio.Event(), asyncio.Event()
             self._task = loop.create_task(self._drain())
-        elif q.size >= self.max_items and self._full is not None:
-            self._full.set()
+        else:
+            if q.size >= self.max_items and self._full is not None:
+                self._full.set()
+            if self._arrived is not None:
+                self._arrived.set()
         return await req.future
 
     def _take(self) -> list[_Request]:
@@ -138,39 +146,37 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         q = self._queue
-        full = self._full
-        assert full is not None
-        batch: list[_Request] = []
+        full, arrived = self._full, self._arrived
+        assert full is not None and arrived is not None
+        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task[None]] = set()
         first = True
         try:
-            while q.pending:
-                if first and q.size < self.max_items and self.max_wait_s:
-                    try:
-                        await asyncio.wait_for(full.wait(), self.max_wait_s)
-                    except TimeoutError:
-                        pass
-                first = False
-                full.clear()
-                batch = self._take()
-                if not batch:
+            while q.pending or running:
+                if q.pending and len(running) < self.workers:
+                    if first and q.size < self.max_items and self.max_wait_s:
+                        try:
+                            await asyncio.wait_for(full.wait(), self.max_wait_s)
+                        except TimeoutError:
+                            pass
+                    first = False
+                    full.clear()
+                    batch = self._take()
+                    if batch:
+                        running.add(loop.create_task(self._run(batch)))
                     continue
-                loop = asyncio.get_running_loop()
-                outcomes = await loop.run_in_executor(self.executor, _run_batch, batch)
-                self.stats.calls += 1
-                self.stats.requests += len(batch)
-                self.stats.items += sum(len(r.items) for r in batch)
-                self.stats.classifiers += len({id(r.clf) for r in batch})
-                self.stats.shared_calls += batch[0].shared
-                for req, outcome in zip(batch, outcomes):
-                    if req.future.done():  # the client went away
-                        continue
-                    if isinstance(outcome, BaseException):
-                        req.future.set_exception(outcome)
-                    else:
-                        req.future.set_result(outcome)
-                batch = []
+                # Every worker busy, or nothing queued: wait for a call to end or a request to arrive.
+                arrival = loop.create_task(arrived.wait())
+                done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                arrival.cancel()
+                arrived.clear()
+                running -= done
+                for task in done - {arrival}:
+                    task.exception()  # retrieved: _run already handed it to its requests
         except BaseException as exc:  # cancelled at shutdown: fail whoever is still waiting
-            for req in [*batch, *q.pending]:
+            for task in running:
+                task.cancel()
+            for req in q.pending:
                 if not req.future.done():
                     req.future.set_exception(
                         exc if isinstance(exc, Exception) else RuntimeError("server shutting down")
@@ -180,6 +186,28 @@ class MicroBatcher:
             raise
         finally:
             self._task = None
+
+    async def _run(self, batch: list[_Request]) -> None:
+        """One model call for ``batch`` in a model thread; each request gets its outcome."""
+        try:
+            outcomes = await asyncio.get_running_loop().run_in_executor(self.executor, _run_batch, batch)
+        except BaseException as exc:  # the executor is gone (shutdown), or this task was cancelled
+            for req in batch:
+                if not req.future.done():
+                    req.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("server shutting down"))
+            raise
+        self.stats.calls += 1
+        self.stats.requests += len(batch)
+        self.stats.items += sum(len(r.items) for r in batch)
+        self.stats.classifiers += len({id(r.clf) for r in batch})
+        self.stats.shared_calls += batch[0].shared
+        for req, outcome in zip(batch, outcomes):
+            if req.future.done():  # the client went away
+                continue
+            if isinstance(outcome, BaseException):
+                req.future.set_exception(outcome)
+            else:
+                req.future.set_result(outcome)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from .. import threads
 from .batching import MicroBatcher
 from .keys import KeyStore
 from .ratelimit import AuthThrottle, RateLimiter
@@ -25,7 +26,8 @@ class ServerConfig:
     client address within a minute refuse that address (429) until the minute has aged
     (0: off). ``request_timeout_s`` is the wall-time budget of one scoring request (504
     ``request_timeout`` past it). ``preload``: tiers (``standard``, ``fast``, ``image``) or
-    model names loaded and warmed before the port opens; ``()`` loads nothing up front.
+    model names loaded and warmed before the port opens; ``()`` loads nothing up front. ``model_threads``: model calls at once (two where there are
+    two cores: small batches run on one thread each, so one call at a time left a core idle).
     """
 
     auth: bool = True
@@ -35,6 +37,7 @@ class ServerConfig:
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     batch_wait_ms: float = 2.0
     batch_max_items: int = 256
+    model_threads: int = field(default_factory=lambda: min(2, threads.cores()))
     preload: Sequence[str] = DEFAULT_PRELOAD
     keys_path: str | None = None
     auth_failures_per_min: int = 30
@@ -49,7 +52,7 @@ class AppState:
         self.keys = KeyStore(config.keys_path)
         self.limiter = RateLimiter()
         self.auth_throttle = AuthThrottle(config.auth_failures_per_min)
-        self.batcher = MicroBatcher(config.batch_wait_ms, config.batch_max_items)
+        self.batcher = MicroBatcher(config.batch_wait_ms, config.batch_max_items, workers=config.model_threads)
         self.ready = False
         self.preloaded: list[str] = []
 
