@@ -1,6 +1,6 @@
 """Every benchmark in one run: accuracy beside few-shot peers, multi-label tag and calibration,
 speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png, and
-copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION and DOCUMENTS.md:
+copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS and SERVER.md:
 rerun those scripts to refresh their sections).
 
     python benchmarks/run_all.py --data ../shared/evaldata [--quick] [--device cpu|cuda]
@@ -263,7 +263,8 @@ SECTIONS = (("Zero-shot", "ZEROSHOT.md", "zeroshot.py"),
             ("Few-shot learning curve", "LEARNING_CURVE.md", "learning_curve.py"),
             ("Opt-in tuning", "TUNE.md", "tune.py"),
             ("Images", "VISION.md", "vision.py"),
-            ("Documents", "DOCUMENTS.md", "documents.py"))
+            ("Documents", "DOCUMENTS.md", "documents.py"),
+            ("Server", "SERVER.md", "server.py"))
 
 
 def section_body(text: str) -> list[str]:

@@ -11,6 +11,13 @@ stops and this process scores each level's (text, label set) pairs itself, one b
 label set, and every text against one label set with ``classify_batch`` (the plain encode
 ceiling), so both ceilings come from the same run and machine.
 
+Also measured in the same run: seconds from spawning ``serve`` to ``/health`` ready (the
+models preloaded before the port opens) and the first request's latency after that; and a
+batch job (``POST /v1/batch``, ``--job-rows`` Banking77 training queries) run alone, then
+beside the 16-client level (or the largest level below it): the requests' texts/s and
+p50/p95 and the job's rows/s. Writes
+``benchmarks/SERVER.md`` and ``benchmarks/results/server.json`` (``--md``, ``--out``).
+
     python benchmarks/server.py                          # standard tier, 1,16,64 clients
     python benchmarks/server.py --priority fast --requests 600
 
@@ -36,12 +43,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 BANKING = REPO.parent / "shared" / "evaldata" / "banking77"
 
 
-def queries() -> list[str]:
-    """Banking77 test queries, shuffled (seeded); distinct so nothing is a cache hit."""
-    with open(BANKING / "test.jsonl", encoding="utf-8") as fh:
+def queries(split: str = "test") -> list[str]:
+    """Banking77 queries of ``split``, shuffled (seeded); distinct so nothing is a cache hit."""
+    with open(BANKING / f"{split}.jsonl", encoding="utf-8") as fh:
         rows = list(dict.fromkeys(json.loads(line)["text"] for line in fh if line.strip()))
     random.Random(0).shuffle(rows)
     return rows
@@ -127,13 +135,16 @@ async def level(url: str, work: list[list[dict[str, Any]]], seconds: float, pid:
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "server_cpu_ms_per_request": round(1000 * (cpu1 - cpu0) / max(len(lat), 1), 2)
         if cpu0 is not None and cpu1 is not None else None,
-        "sent": sent,
+        "sent": sent,  # popped by the caller, as is "lat"
+        "lat": lat,
     }
 
 
-def start_server(home: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
+def start_server(home: Path, port: int, extra: list[str]) -> tuple[subprocess.Popen[bytes], float]:
+    """The server process, and the seconds from spawning it to ``/health`` answering ready."""
     import httpx
 
+    t0 = time.perf_counter()
     env = {**os.environ, "CLASSER_HOME": str(home), "CLASSER_USAGE": os.environ.get("CLASSER_USAGE", "1")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "classer_local.cli", "serve", "--no-auth", "--port", str(port), "--log-level",
@@ -144,13 +155,35 @@ def start_server(home: Path, port: int, extra: list[str]) -> subprocess.Popen[by
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
+                return proc, time.perf_counter() - t0
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("the server did not start")
         time.sleep(0.2)
+
+
+def run_job(url: str, texts: list[str], labels: list[str], priority: str,
+            beside: Any = None) -> tuple[dict[str, Any], Any]:
+    """A batch job of ``texts`` through ``POST /v1/batch``, started, then ``beside()`` (a level of
+    clients, or None) run while it goes; returns the job's rows/s and what ``beside`` returned."""
+    import httpx
+
+    ndjson = "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)).encode()
+    with httpx.Client(base_url=url, timeout=300) as client:
+        r = client.post("/v1/batch", params={"labels": ",".join(labels), "priority": priority}, content=ndjson,
+                        headers={"content-type": "application/x-ndjson"})
+        r.raise_for_status()
+        job = r.json()["id"]
+        t0 = time.perf_counter()
+        client.post(f"/v1/batch/{job}/start").raise_for_status()
+        out = beside() if beside is not None else None
+        while (status := client.get(f"/v1/batch/{job}").json())["status"] not in ("completed", "failed", "cancelled"):
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+    return {"rows": len(texts), "status": status["status"], "seconds": round(wall, 2),
+            "rows_per_s": round(len(texts) / wall, 1), "load_avg_1min": round(os.getloadavg()[0], 2)}, out
 
 
 def in_process(pairs: list[tuple[str, list[str]]], priority: str, one_set: bool = False) -> dict[str, Any]:
@@ -190,8 +223,13 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400, help="most requests per level")
     ap.add_argument("--seconds", type=float, default=20.0, help="most seconds per level")
     ap.add_argument("--batch-wait-ms", type=float, default=2.0)
+    ap.add_argument("--model-threads", type=int, default=0, help="serve --model-threads (0: its default)")
+    ap.add_argument("--job-rows", type=int, default=1000, help="rows of the batch job (0: no job levels)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument("--md", type=Path, default=HERE / "SERVER.md")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "server.json")
     args = ap.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     levels = [int(x) for x in args.levels.split(",")]
     pool = queries()
@@ -206,11 +244,16 @@ def main() -> None:
     def body(text: str, labels: list[str]) -> dict[str, Any]:
         return {"text": text, "labels": labels, "priority": args.priority, "cache": False}
 
-    proc = start_server(home, port, ["--preload", args.priority, "--batch-wait-ms", str(args.batch_wait_ms)])
+    extra = ["--model-threads", str(args.model_threads)] if args.model_threads else []
+    proc, startup_s = start_server(home, port, ["--preload", args.priority, "--batch-wait-ms", str(args.batch_wait_ms),
+                                                *extra])
     results: list[dict[str, Any]] = []
     sent: list[list[tuple[str, list[str]]]] = []
+    jobs: dict[str, Any] = {}
     try:
-        warm = [[body(pool[-1 - k], labels)] for k, labels in enumerate(sets)]
+        # The first request a user sends after start (its label set's prototypes are built in it), then a warm one.
+        first = asyncio.run(level(url, [[body(pool[-1], sets[0]), body(pool[-2], sets[0])]], 300))
+        warm = [[body(pool[-2 - k], labels)] for k, labels in enumerate(sets)]
         asyncio.run(level(url, warm, 300))  # every label set's prototypes, once, off the clock
         used = 0
         for n in levels:
@@ -219,7 +262,18 @@ def main() -> None:
             work = [[body(t, sets[c]) for t in mine[c::n]] for c in range(n)]
             r = asyncio.run(level(url, work, args.seconds, proc.pid))
             sent.append(r.pop("sent"))  # only what went out: a level may stop at its time limit
+            r.pop("lat")
             results.append(r)
+        if args.job_rows:
+            job_texts = queries("train")[: args.job_rows]
+            jobs["alone"], _ = run_job(url, job_texts, sets[0], args.priority)
+            n = max([x for x in levels if x <= 16] or levels[:1])
+            mine = pool[used : used + args.requests]
+            work = [[body(t, sets[c]) for t in mine[c::n]] for c in range(n)]
+            jobs["beside"], r = run_job(url, job_texts[::-1], sets[0], args.priority,
+                                        beside=lambda: asyncio.run(level(url, work, args.seconds, proc.pid)))
+            r.pop("sent"), r.pop("lat")
+            jobs["requests_beside_job"] = r
     finally:
         proc.terminate()
         proc.wait(15)
@@ -250,9 +304,61 @@ def main() -> None:
               f"{c['cpu_ms_per_text']} CPU ms a text) [x pairs]")
     print(f"in-process classify_batch, the same texts against one label set: {one_set['texts_per_s']} texts/s "
           f"({one_set['seconds']} s, load {one_set['load_avg_1min']}; {one_set['cpu_ms_per_text']} CPU ms a text) [x 1 set]")
+    print(f"serve to ready (models preloaded): {startup_s:.1f} s; first request {first['lat'][0]:.0f} ms "
+          f"(its label set's prototypes built in it), the next {first['lat'][1]:.0f} ms")
+    if jobs:
+        a, b, r = jobs["alone"], jobs["beside"], jobs["requests_beside_job"]
+        print(f"batch job of {a['rows']} rows alone: {a['rows_per_s']} rows/s ({a['seconds']} s); beside {r['clients']} clients: {b['rows_per_s']} rows/s, while the clients got "
+              f"{r['texts_per_s']} texts/s, p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms (load {r['load_avg_1min']})")
+    res = {"levels": results, "classify_batch_one_set": one_set, "priority": args.priority,
+           "startup_s": round(startup_s, 2), "first_request_ms": round(first["lat"][0], 1),
+           "second_request_ms": round(first["lat"][1], 1), "jobs": jobs, "started": started,
+           "command": " ".join(["python benchmarks/server.py", *sys.argv[1:]]), "version": cl.__version__,
+           "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"}
     if args.json:
-        print(json.dumps({"levels": results, "classify_batch_one_set": one_set,
-                          "priority": args.priority}))
+        print(json.dumps(res))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1), encoding="utf-8")
+    args.md.write_text(markdown(res), encoding="utf-8")
+    print(f"wrote {args.md} and {args.out}")
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """SERVER.md: the levels against in-process scoring, start-up, and a job beside requests."""
+    L = ["# Server: many clients, each with its own label set", "",
+         "<!-- Generated by benchmarks/server.py. Do not edit by hand: rerun the command below. -->", "",
+         f"- **Command**: `{res['command']}`",
+         f"- **Date**: {res['started']}; classer-local {res['version']}; {res['machine']}; priority "
+         f"`{res['priority']}`. The clients run on the same machine as the server (their CPU counts too).", "",
+         "Each client sends single-text `POST /v1/classify` requests (Banking77 test queries, cache off) one after "
+         "another, with its own label set (6-20 Banking77 intents). *x pairs*: against scoring the same (text, label "
+         "set) pairs in process, one batch per label set; *x 1 set*: against `classify_batch` of every text against "
+         "one label set (the plain encode ceiling), both in the same run.", "",
+         "| clients | requests | texts/s | p50 ms | p95 ms | requests per model call | x pairs | x 1 set | load |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in res["levels"]:
+        L.append(f"| {r['clients']} | {r['requests']} | {r['texts_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
+                 f"{r['requests_per_model_call']} | {r['vs_classify_batch']} | {r['vs_classify_batch_one_set']} | "
+                 f"{r['load_avg_1min']} |")
+    o = res["classify_batch_one_set"]
+    L += ["", f"In process, every text against one label set: {o['texts_per_s']} texts/s ({o['cpu_ms_per_text']} CPU ms "
+          f"a text, load {o['load_avg_1min']}).", "",
+          f"**Start-up**: `serve` to `/health` ready {res['startup_s']} s, with the models loaded and warmed before the "
+          f"port opens; the first request then took {res['first_request_ms']} ms (its label set's prototypes are built "
+          f"in it), the next {res['second_request_ms']} ms."]
+    if res["jobs"]:
+        a, b, r = res["jobs"]["alone"], res["jobs"]["beside"], res["jobs"]["requests_beside_job"]
+        base = next((x for x in res["levels"] if x["clients"] == r["clients"]), None)
+        L += ["", f"**A batch job beside requests**: {a['rows']} Banking77 training queries through `POST /v1/batch` "
+              "(a job scores in its own thread, beside the model threads that serve requests).", "",
+              "| | job rows/s | requests texts/s | p50 ms | p95 ms | load |", "|---|---|---|---|---|---|",
+              f"| job alone | {a['rows_per_s']} | – | – | – | {a['load_avg_1min']} |"]
+        if base:
+            L.append(f"| {r['clients']} clients alone | – | {base['texts_per_s']} | {base['p50_ms']} | {base['p95_ms']} | "
+                     f"{base['load_avg_1min']} |")
+        L.append(f"| job + {r['clients']} clients | {b['rows_per_s']} | {r['texts_per_s']} | {r['p50_ms']} | "
+                 f"{r['p95_ms']} | {r['load_avg_1min']} |")
+    return "\n".join(L) + "\n"
 
 
 if __name__ == "__main__":
