@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         "tpm": args.tpm,
         "auth_failures_per_min": args.auth_failures_per_min,
         "request_timeout_s": args.request_timeout,
+        "model_threads": None if args.model_threads is None else max(1, args.model_threads),
         "preload": None if args.preload is None else
         tuple(x for x in args.preload.split(",") if x and x.strip().lower() != "none"),
     }
@@ -53,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         rpm=args.rpm,
         batch_wait_ms=args.batch_wait_ms,
         batch_max_items=args.batch_max_items,
-        **({"model_threads": max(1, args.model_threads)} if args.model_threads else {}),
         **{k: v for k, v in given.items() if v is not None},
     )
     if args.host not in _LOOPBACK and args.no_auth:

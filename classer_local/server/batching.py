@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -176,11 +176,7 @@ class MicroBatcher:
         except BaseException as exc:  # cancelled at shutdown: fail whoever is still waiting
             for task in running:
                 task.cancel()
-            for req in q.pending:
-                if not req.future.done():
-                    req.future.set_exception(
-                        exc if isinstance(exc, Exception) else RuntimeError("server shutting down")
-                    )
+            _fail(q.pending, exc)
             q.pending.clear()
             q.size = 0
             raise
@@ -192,9 +188,7 @@ class MicroBatcher:
         try:
             outcomes = await asyncio.get_running_loop().run_in_executor(self.executor, _run_batch, batch)
         except BaseException as exc:  # the executor is gone (shutdown), or this task was cancelled
-            for req in batch:
-                if not req.future.done():
-                    req.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("server shutting down"))
+            _fail(batch, exc)
             raise
         self.stats.calls += 1
         self.stats.requests += len(batch)
@@ -211,6 +205,14 @@ class MicroBatcher:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _fail(requests: Iterable[_Request], exc: BaseException) -> None:
+    """Hand ``exc`` to every request still waiting (a cancellation as "server shutting down")."""
+    err = exc if isinstance(exc, Exception) else RuntimeError("server shutting down")
+    for req in requests:
+        if not req.future.done():
+            req.future.set_exception(err)
 
 
 def _shareable(clf: Any, items: list[Any]) -> bool:

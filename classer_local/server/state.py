@@ -26,8 +26,9 @@ class ServerConfig:
     client address within a minute refuse that address (429) until the minute has aged
     (0: off). ``request_timeout_s`` is the wall-time budget of one scoring request (504
     ``request_timeout`` past it). ``preload``: tiers (``standard``, ``fast``, ``image``) or
-    model names loaded and warmed before the port opens; ``()`` loads nothing up front. ``model_threads``: model calls at once (two where there are
-    two cores: small batches run on one thread each, so one call at a time left a core idle).
+    model names loaded and warmed before the port opens; ``()`` loads nothing up front.
+    ``model_threads``: model calls at once (two where there are two cores: small batches run on
+    one thread each, so one call at a time left a core idle).
     """
 
     auth: bool = True
