@@ -244,6 +244,10 @@ def main() -> None:
     def body(text: str, labels: list[str]) -> dict[str, Any]:
         return {"text": text, "labels": labels, "priority": args.priority, "cache": False}
 
+    def clients(texts: list[str], n: int) -> list[list[dict[str, Any]]]:
+        """``n`` clients' requests: client ``c`` sends every n-th text with label set ``c``."""
+        return [[body(t, sets[c]) for t in texts[c::n]] for c in range(n)]
+
     extra = ["--model-threads", str(args.model_threads)] if args.model_threads else []
     proc, startup_s = start_server(home, port, ["--preload", args.priority, "--batch-wait-ms", str(args.batch_wait_ms),
                                                 *extra])
@@ -259,8 +263,7 @@ def main() -> None:
         for n in levels:
             mine = pool[used : used + args.requests]
             used += args.requests
-            work = [[body(t, sets[c]) for t in mine[c::n]] for c in range(n)]
-            r = asyncio.run(level(url, work, args.seconds, proc.pid))
+            r = asyncio.run(level(url, clients(mine, n), args.seconds, proc.pid))
             sent.append(r.pop("sent"))  # only what went out: a level may stop at its time limit
             r.pop("lat")
             results.append(r)
@@ -268,8 +271,7 @@ def main() -> None:
             job_texts = queries("train")[: args.job_rows]
             jobs["alone"], _ = run_job(url, job_texts, sets[0], args.priority)
             n = max([x for x in levels if x <= 16] or levels[:1])
-            mine = pool[used : used + args.requests]
-            work = [[body(t, sets[c]) for t in mine[c::n]] for c in range(n)]
+            work = clients(pool[used : used + args.requests], n)
             jobs["beside"], r = run_job(url, job_texts[::-1], sets[0], args.priority,
                                         beside=lambda: asyncio.run(level(url, work, args.seconds, proc.pid)))
             r.pop("sent"), r.pop("lat")
