@@ -146,10 +146,21 @@ def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict
     entries = {name: dict(entry) for name, entry in data.get("models", {}).items()}
     user_entries = json.loads(Path(user).read_text()).get("models", {}) if user_mtime >= 0 else {}
     for name, entry in user_entries.items():  # the user's keys over the package's, tables merged key by key
-        merged = entries.setdefault(name, {})
-        for k, v in entry.items():
-            merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v
+        _overlay(entries.setdefault(name, {}), entry)
+    for name, entry in entries.items():  # like = "other": start from that entry's keys
+        parent = entry.pop("like", None)
+        if parent is not None:
+            if parent not in entries or "like" in entries[parent]:
+                raise ValueError(f"models.toml: {name!r} is like {parent!r}, which is not a model of its own")
+            entries[name] = _overlay(_overlay({}, entries[parent]), entry)
     return dict(data.get("defaults", {})), {name: _spec(name, e) for name, e in entries.items()}
+
+
+def _overlay(into: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry``'s keys over ``into``'s, tables merged key by key."""
+    for k, v in entry.items():
+        into[k] = {**into.get(k, {}), **v} if isinstance(v, dict) else v
+    return into
 
 
 def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:

@@ -222,9 +222,15 @@ def _check_tensors(delta: TunedDelta) -> None:
 # --- the model -------------------------------------------------------------------------------
 
 
+def _float_model(embedder: Any) -> Any:
+    """The embedder's float SentenceTransformer: what is trained and merged into (its scoring
+    ``model`` may be an int8 copy, see ``backends.sentence_transformers.quantized_copy``)."""
+    return getattr(embedder, "float_model", None) or getattr(embedder, "model", None)
+
+
 def _check_embedder(embedder: Any) -> Any:
     """The transformer (a Hugging Face ``PreTrainedModel``) inside a sentence-transformers embedder."""
-    model = getattr(embedder, "model", None)
+    model = _float_model(embedder)
     try:
         bert = model[0].auto_model  # type: ignore[index]
     except (TypeError, IndexError, AttributeError, KeyError):
@@ -309,10 +315,14 @@ def apply(embedder: Any, delta: TunedDelta) -> Any:
                      "weight": None if weight is None else list(weight.shape)})
             merged = weight.detach().float() + (b.to(weight.device) @ a.to(weight.device)) * delta.scale
             replace[id(weight)] = torch.nn.Parameter(merged.to(weight.dtype), requires_grad=False)
-    model = _memo_copy(embedder.model, replace)
+    model = _memo_copy(_float_model(embedder), replace)
     model.eval()
     tuned = copy.copy(embedder)
     tuned.model = model
+    if getattr(embedder, "quantized", False):  # score as the base does: int8, the float copy kept for tuning
+        from .backends.sentence_transformers import quantized_copy
+
+        tuned._float, tuned.model = model, quantized_copy(model) or model
     tuned.tune_digest = delta.digest
     return tuned
 
@@ -446,7 +456,7 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
     dev = str(device or getattr(embedder, "device", "cpu"))
     started = time.monotonic()
 
-    model = _memo_copy(embedder.model, {}).to(dev)
+    model = _memo_copy(_float_model(embedder), {}).to(dev)
     model.eval()  # no dropout: step 0 is exactly the base model, and steps are deterministic
     layers = _target_layers(model[0].auto_model, s.targets)
     gen = torch.Generator().manual_seed(int(s.seed))

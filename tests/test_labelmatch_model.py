@@ -42,3 +42,40 @@ def test_it_matches_everyday_labels_and_names_itself() -> None:
                            labels=["billing", "technical"], model=NAME, cache=False)
     assert [r.label for r in rs] == ["billing", "technical"]
     assert all(r.model == NAME for r in rs)
+
+
+def test_its_int8_copy_scores_close_to_float_and_tunes_in_float(monkeypatch) -> None:
+    from classer_local.backends.sentence_transformers import SentenceTransformerEmbedder, quantize_wanted
+
+    spec = registry.get(NAME + "-int8")  # opt in by name; the default stays float
+    assert spec.options.get("quantize") == "int8" and "quantize" not in registry.get(NAME).options
+    assert spec.options["base"] == registry.get(NAME).options["base"] and spec.calibration == registry.get(NAME).calibration
+    assert quantize_wanted("int8", "cpu") and not quantize_wanted("int8", "cuda") and not quantize_wanted(None, "cpu")
+    int8 = load_text(spec, "cpu")
+    assert int8.quantized and int8.model[0].auto_model.encoder.layer[0].intermediate.dense._get_name() \
+        == "DynamicQuantizedLinear"
+    monkeypatch.setenv("CLASSER_QUANTIZE", "0")  # the switch back to float32 for a process
+    assert not quantize_wanted("int8", "cpu")
+    flt = SentenceTransformerEmbedder(spec, "cpu")
+    assert not flt.quantized and flt.float_model is flt.model
+    texts = ["refund please", "the app crashes when I open it", "Who won the match last night?",
+             "I can't log in to my account"]
+    a, b = int8.encode(texts), flt.encode(texts)
+    cos = (a * b).sum(1)
+    assert cos.min() > 0.95 and not np.allclose(a, b, atol=1e-4), cos
+    # tuning trains the float model: the int8 embedder gives it on demand, weights equal to the float load
+    again = int8.float_model
+    assert again is int8.float_model and again is not int8.model
+    np.testing.assert_array_equal(again[0].auto_model.encoder.layer[0].intermediate.dense.weight.detach().numpy(),
+                                  flt.model[0].auto_model.encoder.layer[0].intermediate.dense.weight.detach().numpy())
+    # a tuned copy of the int8 model trains on the float weights and scores in int8 again
+    from classer_local.tuning import TuneSettings, apply, tune
+
+    owners = [[0], [1], [1], [0]]
+    delta = tune(int8, texts, owners, [["billing"], ["technical"]], settings=TuneSettings(max_steps=3, seed=0),
+                 progress=False)
+    tuned = apply(int8, delta)
+    assert tuned.quantized and tuned.float_model is not again and tuned.model is not int8.model
+    assert tuned.model[0].auto_model.encoder.layer[0].attention.self.query._get_name() == "DynamicQuantizedLinear"
+    moved = tuned.encode(texts)
+    assert not np.allclose(moved, a, atol=1e-4) and (moved * a).sum(1).min() > 0.9

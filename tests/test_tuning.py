@@ -80,12 +80,14 @@ def test_base_embedder_is_untouched(emb, tuned):
     model = apply(emb, delta)
     assert model is not emb and model.model is not emb.model and model.tune_digest == delta.digest
     assert model.spec is emb.spec and model.max_tokens == emb.max_tokens
+    # an int8 base scores its tuned copy in int8 too; the merged float weights stay for tuning again
+    assert model.quantized == emb.quantized and (model.model is not model.float_model) == emb.quantized
     np.testing.assert_array_equal(emb.encode(PROBE + TEXTS), before)
-    assert all(p.grad is None for p in emb.model.parameters())
-    assert not any(m._forward_hooks for m in emb.model.modules())
-    # the copy shares every unchanged weight with the base: only the 12 adapted matrices are new
-    base = dict(emb.model.named_parameters())
-    new = sorted(n for n, p in model.model.named_parameters() if p.data_ptr() != base[n].data_ptr())
+    assert all(p.grad is None for p in emb.float_model.parameters())
+    assert not any(m._forward_hooks for m in emb.float_model.modules())
+    # the copy shares every unchanged float weight with the base: only the 12 adapted matrices are new
+    base = dict(emb.float_model.named_parameters())
+    new = sorted(n for n, p in model.float_model.named_parameters() if p.data_ptr() != base[n].data_ptr())
     assert len(new) == 12 and all(n.endswith(("query.weight", "value.weight")) for n in new), new
     vecs = model.encode(PROBE)
     assert vecs.shape == (len(PROBE), 384) and vecs.dtype == np.float32

@@ -1,0 +1,151 @@
+"""The standard model in float32 against its int8 copy (``quantize = "int8"`` in models.toml).
+
+    python benchmarks/quantize.py --data ../shared/evaldata --broad ../shared/trainingdata/eval \
+        [--float minilm-l6-labelmatch] [--int8 minilm-l6-labelmatch-int8] [--rows 500] [--reps 3]
+
+Same run, same texts, the two models' calls interleaved:
+
+* speed: ``classify_batch`` texts/s (1,000 AG News texts a call, cache off), warm single
+  ``classify`` p50, and an 8-shot Banking77 ``fit`` (616 examples, 77 labels);
+* accuracy: names only on the 22 ``eval/`` sets (at most ``--rows`` rows each) and the five dev
+  sets, names + descriptions on the dev sets (``zeroshot.py``'s rows and scoring), with the share
+  of answers the int8 model gives differently and the sets where it loses most.
+
+Figures go to stdout, ``QUANTIZE.md`` and ``results/quantize.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, load_set, sample_few_shot  # noqa: E402
+from speed import AG_LABELS, eval_texts  # noqa: E402
+from zeroshot import DEFAULT_BROAD, broad_sets, dev_sets, score  # noqa: E402
+
+import classer_local as cl  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def speed(models: list[str], data: Path, reps: int) -> dict[str, dict[str, float]]:
+    texts = eval_texts(data)[:1000]
+    bank = load_set(data, "banking77")
+    shots = sample_few_shot(bank["pool"], bank["labels"], 8, 0)
+    rates: dict[str, list[float]] = {m: [] for m in models}
+    single: dict[str, list[float]] = {m: [] for m in models}
+    fits: dict[str, list[float]] = {m: [] for m in models}
+    for m in models:  # load and warm
+        cl.classify_batch(texts=texts[:64], labels=AG_LABELS, model=m, cache=False)
+    for _ in range(reps):
+        for m in models:
+            t = time.perf_counter()
+            cl.classify_batch(texts=texts, labels=AG_LABELS, model=m, cache=False)
+            rates[m].append(len(texts) / (time.perf_counter() - t))
+            for text in texts[:30]:
+                t = time.perf_counter()
+                cl.classify(text, labels=AG_LABELS, model=m, cache=False)
+                single[m].append(1000 * (time.perf_counter() - t))
+            t = time.perf_counter()
+            cl.Classifier(bank["labels"], model=m, cache=False).fit(*shots)
+            fits[m].append(time.perf_counter() - t)
+    return {m: {"classify_batch_texts_per_s": float(np.median(rates[m])), "single_p50_ms": float(np.median(single[m])),
+                "fit_8shot_banking77_s": float(np.median(fits[m]))} for m in models}
+
+
+def accuracy(models: list[str], sets: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for s in sets:
+        row: dict[str, Any] = {"group": s["group"]}
+        for m in models:
+            X = cl.Classifier(s["labels"], model=m).embedder.encode(s["texts"])
+            row[m] = {"names": score(cl.Classifier(s["labels"], model=m, glossary=False), X, s["gold"])}
+            if s["group"] == "dev" and s["descriptions"]:
+                desc = cl.Classifier(s["labels"], model=m, descriptions=s["descriptions"], text_type=s["text_type"],
+                                     glossary=False)
+                row[m]["described"] = score(desc, X, s["gold"])
+        out[s["name"]] = row
+        print(f"{s['name']:34s} " + " ".join(f"{m}={row[m]['names']['acc']:.3f}" for m in models), flush=True)
+    return out
+
+
+def summarize(models: list[str], per_set: dict[str, Any]) -> dict[str, Any]:
+    f, q = models
+    out: dict[str, Any] = {}
+    for group, regime in (("eval", "names"), ("dev", "names"), ("dev", "described")):
+        rows = {n: r for n, r in per_set.items() if r["group"] == group and regime in r[f]}
+        acc = {m: float(np.mean([r[m][regime]["acc"] for r in rows.values()])) for m in models}
+        conf = {m: np.concatenate([r[m][regime]["conf"] for r in rows.values()]) for m in models}
+        right = {m: np.concatenate([r[m][regime]["right"] for r in rows.values()]) for m in models}
+        hi = {m: float(right[m][conf[m] > 0.9].mean()) if (conf[m] > 0.9).any() else None for m in models}
+        diffs = sorted((r[q][regime]["acc"] - r[f][regime]["acc"], n) for n, r in rows.items())
+        changed = np.mean([a != b for r in rows.values()
+                           for a, b in zip(r[f][regime]["right"], r[q][regime]["right"])])
+        out[f"{group}/{regime}"] = {"sets": len(rows), "acc": acc, "right_above_0.9": hi,
+                                    "right_or_wrong_changed": float(changed), "worst": diffs[:3]}
+    return out
+
+
+def write(a: argparse.Namespace, models: list[str], sp: dict[str, Any], summary: dict[str, Any], load: list[float]) -> None:
+    f, q = models
+    lines = ["# The standard model in int8", "",
+             "<!-- Generated by benchmarks/quantize.py. Do not edit by hand: rerun the command below. -->", "",
+             f"- **Command**: `python benchmarks/quantize.py --float {f} --int8 {q} --rows {a.rows} --reps {a.reps}`",
+             f"- **Date**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+             f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 CPU cores shared with other work)",
+             "- int8: the transformer's linear layers quantised per output channel, activations per call "
+             "(`backends/sentence_transformers.quantized_copy`); same weights, prompts and calibration.", "",
+             "| measure | float32 | int8 | int8 / float |", "|---|---|---|---|"]
+    for key, label in (("classify_batch_texts_per_s", "classify_batch, AG News texts/s"),
+                       ("single_p50_ms", "warm classify p50, ms"),
+                       ("fit_8shot_banking77_s", "8-shot Banking77 fit, s")):
+        lines.append(f"| {label} | {sp[f][key]:.1f} | {sp[q][key]:.1f} | {sp[q][key] / sp[f][key]:.2f} |")
+    for k, v in summary.items():
+        hi = " / ".join("-" if v["right_above_0.9"][m] is None else f"{v['right_above_0.9'][m]:.3f}" for m in models)
+        worst = ", ".join(f"{n} {d * 100:+.1f}" for d, n in v["worst"])
+        lines.append(f"| {k} mean accuracy ({v['sets']} sets) | {v['acc'][f]:.3f} | {v['acc'][q]:.3f} | "
+                     f"{(v['acc'][q] - v['acc'][f]) * 100:+.1f} points; answers right/wrong changed "
+                     f"{v['right_or_wrong_changed'] * 100:.1f}%; right above 0.9 {hi}; worst: {worst} |")
+    a.md.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--broad", type=Path, default=DEFAULT_BROAD)
+    ap.add_argument("--float", dest="flt", default="minilm-l6-labelmatch")
+    ap.add_argument("--int8", default="minilm-l6-labelmatch-int8")
+    ap.add_argument("--rows", type=int, default=500)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sets", default="", help="only these set names (comma-separated)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "quantize.json")
+    ap.add_argument("--md", type=Path, default=HERE / "QUANTIZE.md")
+    a = ap.parse_args(argv)
+    models = [a.flt, a.int8]
+    load = list(os.getloadavg())
+    sp = speed(models, a.data, a.reps)
+    for m in models:
+        print(m, {k: round(v, 2) for k, v in sp[m].items()}, flush=True)
+    sets = broad_sets(a.broad, a.rows) + dev_sets(a.data)
+    if a.sets:
+        sets = [s for s in sets if s["name"] in set(a.sets.split(","))]
+    summary = summarize(models, accuracy(models, sets))
+    for k, v in summary.items():
+        print(k, json.dumps(v), flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"speed": sp, "summary": summary, "load_average": [load, list(os.getloadavg())]},
+                                indent=1))
+    write(a, models, sp, summary, load)
+    return {"speed": sp, "summary": summary}
+
+
+if __name__ == "__main__":
+    main()
