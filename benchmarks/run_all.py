@@ -1,6 +1,6 @@
 """Every benchmark in one run: accuracy beside few-shot peers, multi-label tag and calibration,
 speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png, and
-copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS and SERVER.md:
+copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS, SERVER and QUANTIZE.md:
 rerun those scripts to refresh their sections).
 
     python benchmarks/run_all.py --data ../shared/evaldata [--quick] [--device cpu|cuda]
@@ -264,7 +264,8 @@ SECTIONS = (("Zero-shot", "ZEROSHOT.md", "zeroshot.py"),
             ("Opt-in tuning", "TUNE.md", "tune.py"),
             ("Images", "VISION.md", "vision.py"),
             ("Documents", "DOCUMENTS.md", "documents.py"),
-            ("Server", "SERVER.md", "server.py"))
+            ("Server", "SERVER.md", "server.py"),
+            ("The standard model in int8", "QUANTIZE.md", "quantize.py"))
 
 
 def section_body(text: str) -> list[str]:

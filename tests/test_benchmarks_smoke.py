@@ -125,7 +125,7 @@ def test_run_all_copies_reports_in_order() -> None:
     from run_all import SECTIONS, section_body
 
     assert [name for _, name, _ in SECTIONS] == ["ZEROSHOT.md", "LEARNING_CURVE.md", "TUNE.md", "VISION.md",
-                                                 "DOCUMENTS.md", "SERVER.md"]
+                                                 "DOCUMENTS.md", "SERVER.md", "QUANTIZE.md"]
     body = section_body("# Title\n\n<!-- Generated -->\n\n## Means\ntext #1\n")
     assert body == ["", "", "### Means", "text #1"]
 
@@ -141,3 +141,18 @@ def test_server_report_from_saved_figures() -> None:
     for r in res["levels"]:
         assert f"| {r['clients']} | {r['requests']} | {r['texts_per_s']} |" in md
     assert f"ready {res['startup_s']} s" in md and "| job alone |" in md
+
+
+def test_quantize_report_from_saved_figures(tmp_path) -> None:
+    import argparse
+    import json
+
+    from quantize import write
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "quantize.json").read_text())
+    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "Q.md")
+    models = list(res["speed"])
+    write(a, models, res["speed"], res["summary"], res["load_average"][0])
+    md = a.md.read_text()
+    assert md.startswith("# The standard model in int8") and "| eval/names mean accuracy (22 sets) |" in md
+    assert f"--float {models[0]} --int8 {models[1]}" in md

@@ -212,17 +212,21 @@ class _PieceIds:
         strings = ["".join(g).replace(" ", "\u2581") for g in groups] + [p.replace(" ", "\u2581") for p in alone]
         encs = self.bare.encode_batch(strings, add_special_tokens=False)
         names: list[str] = []
-        ids: list[list[int]] = []
-        for g, enc in zip(groups, encs):
+        flats: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        for g, enc in zip(groups, encs):  # numpy per group, no list per piece (they woke the GC)
             starts = np.cumsum([0] + [len(p) for p in g])
             first = np.array([o[0] for o in enc.offsets], dtype=np.int64)
-            bounds = np.searchsorted(np.searchsorted(starts, first, side="right") - 1, np.arange(len(g) + 1)).tolist()
-            row = enc.ids
+            owner = np.searchsorted(starts, first, side="right") - 1
             names.extend(g)
-            ids.extend(row[bounds[k] : bounds[k + 1]] for k in range(len(g)))
+            flats.append(np.asarray(enc.ids, dtype=np.int64))  # the group's tokens, piece after piece
+            counts.append(np.bincount(owner, minlength=len(g)))
         names.extend(alone)
-        ids.extend(enc.ids for enc in encs[len(groups) :])
-        flat, lengths = _flatten(ids)
+        if alone:
+            flat, lengths = _flatten([enc.ids for enc in encs[len(groups) :]])
+            flats.append(flat)
+            counts.append(lengths)
+        flat, lengths = np.concatenate(flats), np.concatenate(counts).astype(np.int64)
         k, used = len(names), self.used
         self.store = _fit(self.store, used + len(flat))
         self.start = _fit(self.start, self.count + k)
