@@ -186,3 +186,50 @@ def test_two_model_threads_serve_mixed_groups_with_the_same_answers():
     for (clf, op, thr, items), answers in zip(requests, got):
         for a, b in zip(answers, clf.run(items, op, thr)):
             _same(a, b, exact=clf.priority == "fast")
+
+
+class _SlowModel:
+    """A stand-in classifier whose every call takes ``seconds``; it records each call's items."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[tuple[float, list[str]]] = []
+
+    def run(self, items: list[str], op: str, threshold: float | None = None) -> list[str]:
+        import time
+
+        self.calls.append((time.monotonic(), list(items)))
+        time.sleep(self.seconds)
+        return [f"{op}:{x}" for x in items]
+
+
+def _staggered(batcher: MicroBatcher, model: _SlowModel, arrivals: list[tuple[float, str]]) -> list[Any]:
+    async def main() -> list[Any]:
+        async def one(delay: float, text: str) -> Any:
+            await asyncio.sleep(delay)
+            return await batcher.submit(model, "classify", None, [text])
+
+        return await asyncio.gather(*(one(d, t) for d, t in arrivals))
+
+    try:
+        return asyncio.run(main())
+    finally:
+        batcher.shutdown()
+
+
+def test_a_second_model_thread_waits_for_enough_company():
+    model = _SlowModel(1.2)
+    batcher = MicroBatcher(max_wait_ms=0, workers=2, join_items=3, join_wait_ms=60_000)
+    got = _staggered(batcher, model, [(0, "a"), (0.15, "b"), (0.25, "c"), (0.3, "d")])
+    assert got == [["classify:a"], ["classify:b"], ["classify:c"], ["classify:d"]]
+    # b alone did not start a second call beside a's: it went out with c and d, while a's still ran
+    assert [items for _, items in model.calls] == [["a"], ["b", "c", "d"]]
+    assert model.calls[1][0] - model.calls[0][0] < 1.2
+
+
+def test_a_lone_request_joins_a_running_call_after_join_wait():
+    model = _SlowModel(1.0)
+    batcher = MicroBatcher(max_wait_ms=0, workers=2, join_items=100, join_wait_ms=100)
+    _staggered(batcher, model, [(0, "a"), (0.1, "b")])
+    assert [items for _, items in model.calls] == [["a"], ["b"]]
+    assert 0.15 <= model.calls[1][0] - model.calls[0][0] < 0.8  # after b's wait, before a's call ended

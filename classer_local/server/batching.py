@@ -55,6 +55,7 @@ class _Request:
     context: contextvars.Context  # the caller's, for the work done on its behalf
     key: Hashable  # requests with equal keys go out in one call
     shared: bool  # plain texts: encoded together with other classifiers' texts
+    arrived: float  # loop time at submit
 
 
 @dataclass
@@ -85,11 +86,15 @@ class _Queue:
 class MicroBatcher:
     def __init__(
         self, max_wait_ms: float = 2.0, max_items: int = 256, executor: ThreadPoolExecutor | None = None,
-        workers: int = 1,
+        workers: int = 1, join_items: int = 8, join_wait_ms: float = 30.0,
     ) -> None:
         self.max_wait_s = max(0.0, max_wait_ms) / 1000
         self.max_items = max(1, max_items)
         self.workers = max(1, workers)  # model calls at once (they share the cores: threads.for_work)
+        # While a call runs, another starts only for join_items queued, or a request waiting join_wait_ms:
+        # a free worker that took every arrival at once kept batches at one or two requests.
+        self.join_items = max(1, join_items)
+        self.join_wait_s = max(0.0, join_wait_ms) / 1000
         self.executor = executor or ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="classer-model")
         self._queue = _Queue()
         self._full: asyncio.Event | None = None
@@ -107,7 +112,8 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         shared = _shareable(clf, items)
         key: Hashable = ("text", clf.encoder_key) if shared else ("whole", id(clf), op, threshold)
-        req = _Request(clf, op, threshold, items, loop.create_future(), contextvars.copy_context(), key, shared)
+        req = _Request(clf, op, threshold, items, loop.create_future(), contextvars.copy_context(), key, shared,
+                       loop.time())
         q = self._queue
         q.pending.append(req)
         q.size += len(items)
@@ -153,7 +159,9 @@ class MicroBatcher:
         first = True
         try:
             while q.pending or running:
-                if q.pending and len(running) < self.workers:
+                free = bool(q.pending) and len(running) < self.workers
+                if free and (not running or q.size >= self.join_items
+                             or loop.time() - q.pending[0].arrived >= self.join_wait_s):
                     if first and q.size < self.max_items and self.max_wait_s:
                         try:
                             await asyncio.wait_for(full.wait(), self.max_wait_s)
@@ -165,9 +173,11 @@ class MicroBatcher:
                     if batch:
                         running.add(loop.create_task(self._run(batch)))
                     continue
-                # Every worker busy, or nothing queued: wait for a call to end or a request to arrive.
+                # Every worker busy, nothing queued, or too little to join the running call yet: wait for
+                # a call to end, a request to arrive, or the oldest one's join_wait to pass.
+                wait = max(0.0, q.pending[0].arrived + self.join_wait_s - loop.time()) if free else None
                 arrival = loop.create_task(arrived.wait())
-                done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({*running, arrival}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
                 arrival.cancel()
                 arrived.clear()
                 running -= done
