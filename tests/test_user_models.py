@@ -54,6 +54,21 @@ def test_add_use_calibrate_remove(tiny_model: Path, tmp_path: Path) -> None:
         user_models.remove("tiny-local")
 
 
+def test_added_model_can_run_in_int8(tiny_model: Path) -> None:
+    from classer_local.backends import load_text
+
+    entry = user_models.add("tiny-int8", tiny_model, quantize="int8")
+    assert entry["quantize"] == "int8" and registry.get("tiny-int8").options["quantize"] == "int8"
+    emb = load_text(registry.get("tiny-int8"), "cpu")
+    assert emb.quantized and emb.model is not emb.float_model
+    r = cl.classify("the match ended two to one", labels=["sports", "politics"], model="tiny-int8", cache=False)
+    assert r.model == "tiny-int8" and set(r.scores) == {"sports", "politics"}
+    with pytest.raises(InvalidRequestError) as err:
+        user_models.add("tiny-fp8", tiny_model, quantize="fp8")
+    assert err.value.code == "quantize_invalid"
+    user_models.remove("tiny-int8")
+
+
 def test_add_refuses_bad_names_and_folders(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError) as e:
         user_models.add("../etc", tmp_path)
