@@ -151,7 +151,9 @@ def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict
         parent = entry.pop("like", None)
         if parent is not None:
             if parent not in entries or "like" in entries[parent]:
-                raise ValueError(f"models.toml: {name!r} is like {parent!r}, which is not a model of its own")
+                raise InvalidRequestError("model_config_invalid", f"Model {name!r} is like {parent!r}, which is not "
+                                          "a model of its own (models.toml or your models.json).",
+                                          {"model": name, "like": parent})
             entries[name] = _overlay(_overlay({}, entries[parent]), entry)
     return dict(data.get("defaults", {})), {name: _spec(name, e) for name, e in entries.items()}
 

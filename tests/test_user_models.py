@@ -91,3 +91,16 @@ def test_cli_models_add_calibrate_remove(tiny_model: Path, tmp_path: Path, capsy
     assert fit["rows"] == 24 and set(fit["calibration"]) >= {"temperature", "tag_a", "tag_b"}
     assert main(["models", "remove", "tiny-cli"]) == 0
     assert "tiny-cli" not in registry.names("text")
+
+
+def test_an_entry_like_another_takes_its_keys_and_replaces_the_given_ones(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
+    (tmp_path / "models.json").write_text(json.dumps({"models": {
+        "mine-int8": {"like": "minilm-l6-labelmatch", "quantize": "int8", "calibration": {"temperature": 0.07}}}}))
+    base, mine = registry.get("minilm-l6-labelmatch"), registry.get("mine-int8")
+    assert mine.weights == base.weights and mine.options == {**base.options, "quantize": "int8"}
+    assert mine.calibration == {**base.calibration, "temperature": 0.07} and mine.prompt == base.prompt
+    (tmp_path / "models.json").write_text(json.dumps({"models": {"lost": {"like": "no-such-model"}}}))
+    with pytest.raises(InvalidRequestError) as err:
+        registry.get("lost")
+    assert err.value.code == "model_config_invalid" and "not a model of its own" in str(err.value)
