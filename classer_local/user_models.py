@@ -48,7 +48,7 @@ def add(name: str, local_dir: str | os.PathLike[str], *, query_prefix: str = "",
     if not name or set(name) - NAME_CHARS or len(name) > 64:
         raise InvalidRequestError("model_name_invalid", "A model name is 1-64 of a-z, 0-9, '-', '_', '.'.", {"name": name})
     if quantize not in (None, "int8"):
-        raise InvalidRequestError("quantize_invalid", "quantize is \"int8\" or nothing.", {"quantize": quantize})
+        raise InvalidRequestError("quantize_invalid", 'quantize is "int8" or nothing.', {"quantize": quantize})
     folder = Path(local_dir).expanduser().resolve()
     if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
         raise InvalidRequestError("model_folder_invalid", f"{folder} is not a sentence-transformers model folder "
