@@ -144,7 +144,8 @@ def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict
 
     data = _load(path, mtime)
     entries = {name: dict(entry) for name, entry in data.get("models", {}).items()}
-    user_entries = json.loads(Path(user).read_text()).get("models", {}) if user_mtime >= 0 else {}
+    user_data = json.loads(Path(user).read_text()) if user_mtime >= 0 else {}
+    user_entries = user_data.get("models", {})
     for name, entry in user_entries.items():  # the user's keys over the package's, tables merged key by key
         _overlay(entries.setdefault(name, {}), entry)
     for name, entry in entries.items():  # like = "other": start from that entry's keys
@@ -155,7 +156,8 @@ def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict
                                           "a model of its own (models.toml or your models.json).",
                                           {"model": name, "like": parent})
             entries[name] = _overlay(_overlay({}, entries[parent]), entry)
-    return dict(data.get("defaults", {})), {name: _spec(name, e) for name, e in entries.items()}
+    defaults = {**data.get("defaults", {}), **user_data.get("defaults", {})}  # the user's tiers first
+    return defaults, {name: _spec(name, e) for name, e in entries.items()}
 
 
 def _overlay(into: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:

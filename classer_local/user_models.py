@@ -72,6 +72,25 @@ def add(name: str, local_dir: str | os.PathLike[str], *, query_prefix: str = "",
     return entry
 
 
+def set_default(tier: str, name: str | None) -> dict[str, str]:
+    """Make model ``name`` the ``tier`` (``standard``, ``fast`` or ``image``) default for this user
+    (a server run by this user too), or with ``name=None`` go back to the package's; returns the
+    defaults in force."""
+    kind = {"standard": "text", "fast": "text", "image": "image"}.get(tier)
+    if kind is None:
+        raise InvalidRequestError("tier_invalid", "A tier is standard, fast or image.", {"tier": tier})
+    if name is not None and name not in registry.names(kind):
+        raise NotFoundError("model_not_found", f"No {kind} model named {name!r}.", {"name": name, "kind": kind})
+    data = _read()
+    tiers = data.setdefault("defaults", {})
+    if name is None:
+        tiers.pop(tier, None)
+    else:
+        tiers[tier] = name
+    _write(data)
+    return registry.defaults()
+
+
 def remove(name: str) -> None:
     data = _read()
     if name not in data["models"]:

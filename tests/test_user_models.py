@@ -104,3 +104,23 @@ def test_an_entry_like_another_takes_its_keys_and_replaces_the_given_ones(tmp_pa
     with pytest.raises(InvalidRequestError) as err:
         registry.get("lost")
     assert err.value.code == "model_config_invalid" and "not a model of its own" in str(err.value)
+
+
+def test_a_user_chooses_the_model_of_a_tier(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from classer_local.cli import main
+
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
+    package = registry.defaults()
+    assert main(["models", "default", "standard", "minilm-l6-labelmatch-int8"]) == 0
+    assert "standard: minilm-l6-labelmatch-int8" in capsys.readouterr().out
+    assert registry.get("standard").name == "minilm-l6-labelmatch-int8" and registry.get("fast").name == package["fast"]
+    r = cl.classify("refund please", labels=["billing", "technical"], cache=False)
+    assert r.model == "minilm-l6-labelmatch-int8" and r.label == "billing"
+    with pytest.raises(NotFoundError):
+        user_models.set_default("fast", "efficientnet-lite0")  # an image model cannot serve a text tier
+    with pytest.raises(InvalidRequestError) as err:
+        user_models.set_default("turbo", "minilm-l6-labelmatch")
+    assert err.value.code == "tier_invalid"
+    assert main(["models", "default", "standard", "--json"]) == 0  # no name: the package's again
+    assert json.loads(capsys.readouterr().out)["standard"] == package["standard"]
+    assert registry.get("standard").name == package["standard"]

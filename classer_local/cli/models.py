@@ -38,6 +38,11 @@ def register(sub: Subparsers) -> None:
     mc.add_argument("--data", required=True, help='rows.jsonl: {"text": ..., "label": ...} per line')
     add_json(mc)
     mc.set_defaults(func=run_calibrate)
+    md = msub.add_parser("default", help="choose the model a tier uses for you (no NAME: the package's)")
+    md.add_argument("tier", choices=["standard", "fast", "image"])
+    md.add_argument("name", nargs="?", default=None)
+    add_json(md)
+    md.set_defaults(func=run_default)
     mr = msub.add_parser("remove", help="forget a model (or calibration) you added")
     mr.add_argument("name")
     mr.set_defaults(func=run_remove)
@@ -58,6 +63,14 @@ def run_add(args: argparse.Namespace) -> int:
                             document_prefix=args.document_prefix, max_tokens=args.max_tokens, license=args.license,
                             quantize=args.quantize)
     emit(args, {"name": args.name, **entry}, f"added {args.name} ({entry['dim']} dims, {entry['max_tokens']} tokens)")
+    return 0
+
+
+def run_default(args: argparse.Namespace) -> int:
+    from classer_local import user_models
+
+    tiers = user_models.set_default(args.tier, args.name)
+    emit(args, tiers, f"{args.tier}: {tiers[args.tier]}")
     return 0
 
 
