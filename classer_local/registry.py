@@ -148,14 +148,13 @@ def _merged(path: str, mtime: float, user: str, user_mtime: float) -> tuple[dict
     user_entries = user_data.get("models", {})
     for name, entry in user_entries.items():  # the user's keys over the package's, tables merged key by key
         _overlay(entries.setdefault(name, {}), entry)
-    for name, entry in entries.items():  # like = "other": start from that entry's keys
-        parent = entry.pop("like", None)
-        if parent is not None:
-            if parent not in entries or "like" in entries[parent]:
-                raise InvalidRequestError("model_config_invalid", f"Model {name!r} is like {parent!r}, which is not "
-                                          "a model of its own (models.toml or your models.json).",
-                                          {"model": name, "like": parent})
-            entries[name] = _overlay(_overlay({}, entries[parent]), entry)
+    likes = {name: entry.pop("like") for name, entry in entries.items() if "like" in entry}
+    for name, parent in likes.items():  # like = "other": start from that entry's keys
+        if parent not in entries or parent in likes:
+            raise InvalidRequestError("model_config_invalid", f"Model {name!r} is like {parent!r}, which is not "
+                                      "a model of its own (models.toml or your models.json).",
+                                      {"model": name, "like": parent})
+        entries[name] = _overlay(_overlay({}, entries[parent]), entries[name])
     defaults = {**data.get("defaults", {}), **user_data.get("defaults", {})}  # the user's tiers first
     return defaults, {name: _spec(name, e) for name, e in entries.items()}
 

@@ -274,11 +274,9 @@ def _memo_copy(model: Any, replace: Mapping[int, Any]) -> Any:
         memo[id(p)] = new if new is not None else torch.nn.Parameter(p.detach(), requires_grad=False)
     for b in model.buffers():
         memo[id(b)] = b
-    for m in model.modules():
-        for v in vars(m).values():
-            if hasattr(v, "convert_tokens_to_ids"):  # a tokenizer: read-only, shared
-                memo[id(v)] = v
-    return copy.deepcopy(model, memo)
+    from .backends.sentence_transformers import shared_tokenizers
+
+    return copy.deepcopy(model, {**memo, **shared_tokenizers(model)})
 
 
 def apply(embedder: Any, delta: TunedDelta) -> Any:

@@ -104,6 +104,11 @@ def test_an_entry_like_another_takes_its_keys_and_replaces_the_given_ones(tmp_pa
     with pytest.raises(InvalidRequestError) as err:
         registry.get("lost")
     assert err.value.code == "model_config_invalid" and "not a model of its own" in str(err.value)
+    for chain in ({"a": {"like": "b"}, "b": {"like": "minilm-l6-labelmatch"}},
+                  {"b": {"like": "minilm-l6-labelmatch"}, "a": {"like": "b"}}):  # refused in either order
+        (tmp_path / "models.json").write_text(json.dumps({"models": chain}))
+        with pytest.raises(InvalidRequestError):
+            registry.get("a")
 
 
 def test_a_user_chooses_the_model_of_a_tier(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:

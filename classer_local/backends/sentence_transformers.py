@@ -146,9 +146,9 @@ def quantize_wanted(kind: object, device: str) -> bool:
 
 def quantized_copy(model):
     """A copy of the SentenceTransformer ``model`` whose transformer's Linear layers are int8
-    (weights per output channel, activations quantised per call): 3.3x the texts/s of float32
-    on this 2-core CPU, every vector within cosine 0.96 of the float one, accuracy in
-    benchmarks/ZEROSHOT.md. ``model`` is left as it is. None when this torch cannot."""
+    (weights per output channel, activations quantised per call): 2.2x the texts/s of float32
+    on this 2-core CPU, every vector within cosine 0.96 of the float one, 2.5 points lower on
+    ``eval/`` (benchmarks/QUANTIZE.md). ``model`` is left as it is. None when this torch cannot."""
     import copy
     import warnings
 
@@ -165,14 +165,14 @@ def quantized_copy(model):
             int8 = quantize_dynamic(bert, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
         except (RuntimeError, AssertionError):  # pragma: no cover - no int8 engine on this CPU
             return None
-    memo: dict[int, object] = {id(bert): int8}
-    for m in model.modules():
-        for v in vars(m).values():
-            if hasattr(v, "convert_tokens_to_ids"):  # the tokenizer: shared, not copied
-                memo[id(v)] = v
-    out = copy.deepcopy(model, memo)
+    out = copy.deepcopy(model, {**shared_tokenizers(model), id(bert): int8})
     out.eval()
     return out
+
+
+def shared_tokenizers(model) -> dict[int, object]:
+    """A ``copy.deepcopy`` memo that keeps ``model``'s tokenizers shared (read-only) in the copy."""
+    return {id(v): v for m in model.modules() for v in vars(m).values() if hasattr(v, "convert_tokens_to_ids")}
 
 
 def _load(spec: ModelSpec, device: str):

@@ -17,6 +17,8 @@ All model work goes through the ``workers`` model threads (the event loop never 
 runs a model). Up to ``workers`` calls run at once: a small batch runs on one thread
 (``classer_local.threads``), so with a single model thread a 2-core server left a core idle
 under load; calls running at once share the free cores, so they do not oversubscribe them.
+While one call runs, another starts only once ``join_items`` are queued or the oldest request
+has waited ``join_wait_ms``: taking each arrival alone kept the second call's batches tiny.
 
 Example:
     >>> import asyncio
