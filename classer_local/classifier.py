@@ -33,7 +33,7 @@ from typing import Any, overload
 import numpy as np
 
 from . import cache as cache_mod
-from . import doc_scoring, fusion, registry, scoring, validation
+from . import doc_scoring, fusion, registry, scoring, threads, validation
 from . import examples as examples_mod
 from . import prototypes as protos_mod
 from .errors import InvalidRequestError
@@ -41,7 +41,7 @@ from .estimator import EstimatorMixin
 from .heads import ExampleHeads, cross_validated_tag
 from .inputs import REMOTE, TRUSTED, InputPolicy, PixelBudget
 from .options import Priority, Truncate, value
-from .request_ids import new_request_id
+from .request_ids import new_request_ids
 from .results import ClassifyResult, LabelScore, TagResult
 from .tuned import TunedEncoderMixin
 
@@ -462,36 +462,38 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         """
         t0 = time.perf_counter() if t0 is None else t0
         ocr_tokens = [0] * len(items)
-        X, sims, tokens, vtokens, vis = self._prepare(items, encoded, ocr_tokens)
-        if adapt:
-            sims = self._adapt(X, sims, items)
+        with threads.single_blas():  # numpy's products here are small: a second BLAS thread only spins
+            X, sims, tokens, vtokens, vis = self._prepare(items, encoded, ocr_tokens)
+            if adapt:
+                sims = self._adapt(X, sims, items)
+            labels = self.labels_
+            if op == "classify":
+                probs = np.exp(self._fused_classify(X, sims, vis))
+                rounded = scoring.round_distribution(probs).tolist()
+                best = np.argmax(probs, axis=1).tolist()
+            else:
+                thr = self.threshold_ if threshold is None else validation.threshold(threshold)
+                probs = scoring.sigmoid(self._fused_tag(X, sims, vis))
+                rounded = scoring.round_scores(probs).tolist()
+                order = np.argsort(-probs, axis=1, kind="stable")
+                above = probs >= (self.label_thresholds() if threshold is None else thr)
         n = len(items)
-        labels = self.labels_
-        if op == "classify":
-            probs = np.exp(self._fused_classify(X, sims, vis))
-            rounded = scoring.round_distribution(probs).tolist()
-            best = np.argmax(probs, axis=1).tolist()
-        else:
-            thr = self.threshold_ if threshold is None else validation.threshold(threshold)
-            probs = scoring.sigmoid(self._fused_tag(X, sims, vis))
-            rounded = scoring.round_scores(probs).tolist()
-            order = np.argsort(-probs, axis=1, kind="stable")
-            above = probs >= (self.label_thresholds() if threshold is None else thr)
         ms = round((time.perf_counter() - t0) * 1000 / max(n, 1), 3)
         results: list[ClassifyResult | TagResult] = []
+        ids = new_request_ids(n)
         for i in range(n):
             p = rounded[i]
             model, visual_model = self._model_names(vis, i)
             if op == "classify":
                 results.append(ClassifyResult(
                     label=labels[best[i]], confidence=p[best[i]], scores=dict(zip(labels, p)), tokens=tokens[i],
-                    visual_tokens=vtokens[i], latency_ms=ms, model=model, request_id=new_request_id(),
+                    visual_tokens=vtokens[i], latency_ms=ms, model=model, request_id=ids[i],
                     visual_model=visual_model, ocr_tokens=ocr_tokens[i]))
             else:
                 chosen = [LabelScore(labels[j], p[j]) for j in order[i] if above[i, j]]
                 results.append(TagResult(
                     labels=chosen, scores=dict(zip(labels, p)), threshold=thr, tokens=tokens[i],
-                    visual_tokens=vtokens[i], latency_ms=ms, model=model, request_id=new_request_id(),
+                    visual_tokens=vtokens[i], latency_ms=ms, model=model, request_id=ids[i],
                     visual_model=visual_model, ocr_tokens=ocr_tokens[i]))
         return results
 

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 SMALL_WORK = 2048  # tokens: below this a second thread gains little, and loses a lot under load
 SAMPLE_S = 0.25  # shortest window for the CPU meter
@@ -139,14 +140,43 @@ def _set(n: int) -> None:
 
 
 _blas: list[object] = []  # [threadpoolctl controller, len(sys.modules) when it scanned the libraries]
+_blas_users: list[Any] = [0, []]  # [bodies inside single_blas now, [(BLAS library, its count before)]]
+_blas_lock = threading.Lock()
 
 
 @contextmanager
 def single_blas() -> Iterator[None]:
     """numpy's BLAS on one thread for the body: scoring is (n, d) @ (d, labels), far too small to
-    share, and OpenBLAS's idle threads, woken on a busy machine, made a 16 ms scoring step take
-    up to 256 ms. OpenBLAS's count is process-wide: use it where model work is serialised (the
-    server's model thread). A no-op without threadpoolctl."""
+    share. OpenBLAS's idle threads spin after each call: on a busy machine a 16 ms scoring step
+    took up to 256 ms, and on a quiet one the fast tier's ``classify_batch`` burnt a second core
+    (1.9 CPU-seconds per wall second) for no speed. OpenBLAS's count is process-wide, so bodies
+    running at once in several threads share one limit: the first in sets it, the last out puts
+    back what was there. A no-op without threadpoolctl. Torch's own kernels are not affected."""
+    with _blas_lock:
+        if _blas_users[0] == 0:
+            _blas_users[1] = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
+            for lib, _ in _blas_users[1]:
+                _set_blas(lib, 1)
+        _blas_users[0] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users[0] -= 1
+            if _blas_users[0] == 0:
+                for lib, count in _blas_users[1]:
+                    _set_blas(lib, count)
+                _blas_users[1] = []
+
+
+def _set_blas(lib: Any, n: int | None) -> None:
+    # threadpoolctl lets only the first Python thread that limited OpenBLAS change it again (it
+    # ignores the rest); our bodies are counted under one lock, so any thread may set it.
+    if n is not None:
+        getattr(lib, "_real_set_num_threads", lib.set_num_threads)(n)
+
+
+def _blas_libraries() -> list[Any]:
     # The controller scans the loaded libraries once; a package imported later (OCR's onnxruntime,
     # opencv) may load another BLAS, so scan again whenever more modules are loaded than at the scan.
     if not _blas or (_blas[0] is not None and _blas[1] != len(sys.modules)):
@@ -158,10 +188,8 @@ def single_blas() -> Iterator[None]:
             _blas[:] = [ThreadpoolController(), len(sys.modules)]
     controller = _blas[0]
     if controller is None:
-        yield
-        return
-    with controller.limit(limits=1, user_api="blas"):  # type: ignore[attr-defined]
-        yield
+        return []
+    return [lib for lib in controller.lib_controllers if lib.user_api == "blas"]  # type: ignore[attr-defined]
 
 
 _running = [0]  # model calls in this process right now (the server runs two at once)

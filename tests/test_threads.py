@@ -96,6 +96,77 @@ def test_single_blas_holds_numpy_to_one_thread_and_restores_it():
         assert blas() == before
 
 
+def test_single_blas_bodies_at_once_share_one_limit():
+    """Bodies in several threads overlap (A in, B in, A out, B out): the limit holds until the last
+    is out, then the count from before the first comes back (not the 1 that B saw on its way in)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    if not blas():
+        pytest.skip("no BLAS library loaded")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas()
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen: dict[str, list[int]] = {}
+
+        def a() -> None:
+            with threads.single_blas():
+                a_in.set()
+                b_in.wait(10)
+            a_out.set()
+
+        def b() -> None:
+            a_in.wait(10)
+            with threads.single_blas():
+                b_in.set()
+                a_out.wait(10)
+                seen["b after a left"] = blas()
+
+        workers = [threading.Thread(target=a), threading.Thread(target=b)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(20)
+        assert set(seen["b after a left"]) == {1}
+        assert blas() == before
+
+
+def test_fast_tier_scoring_keeps_blas_to_its_own_thread():
+    """A fast-tier batch uses one CPU core: OpenBLAS's spinning workers burnt a second one."""
+    import json
+    import os
+
+    import classer_local as cl
+
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    texts = [f"Story {i}: the team won the cup final and shares rose" for i in range(1000)]
+    cl.classify_batch(texts=texts, labels=labels, priority="fast", cache=False)
+
+    def ticks() -> dict[str, int]:
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[tid] = int(fields[11]) + int(fields[12])
+        return out
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("no /proc")
+    me = str(threading.get_native_id())
+    before = ticks()
+    for _ in range(30):
+        cl.classify_batch(texts=texts, labels=labels, priority="fast", cache=False)
+    after = ticks()
+    own = after[me] - before.get(me, 0)
+    others = sum(v - before.get(k, 0) for k, v in after.items() if k != me)
+    assert own > 0
+    assert others <= max(2, own // 5), json.dumps({"own": own, "others": others})
+
+
 def test_model_calls_at_once_share_the_free_cores(monkeypatch):
     monkeypatch.delenv("CLASSER_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

