@@ -196,10 +196,22 @@ _running = [0]  # model calls in this process right now (the server runs two at 
 _running_lock = threading.Lock()
 
 
+def rechoose(work: int) -> int:
+    """Inside ``for_work``, on the same thread: choose again. A call that runs for minutes
+    (tuning) sees neighbours come and go; chosen once, a count taken beside a process that then
+    ended kept a 2-core box's tuning on one thread for its whole run."""
+    with _running_lock:
+        sharing = max(1, _running[0])
+    n = choose(work, sharing)
+    _set(n)
+    return n
+
+
 @contextmanager
 def for_work(work: int) -> Iterator[int]:
     """Run the body with ``choose(work)`` threads (set for the calling thread, where torch keeps it);
-    model calls running at once in this process share the free cores between them."""
+    model calls running at once in this process share the free cores between them. A long body
+    calls ``rechoose`` now and then."""
     with _running_lock:
         _running[0] += 1
         sharing = _running[0]

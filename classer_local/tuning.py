@@ -68,6 +68,7 @@ PREFIX = "tune/"  # array names in ``to_arrays``
 WARMUP_SHARE = 0.1
 CLIP_NORM = 1.0
 EVAL_ROWS = 256  # first_loss/final_loss are measured on at most this many examples (a fixed sample)
+RECHOOSE_STEPS = 10  # threads.rechoose every this many steps
 # Label-matching candidates per step: the batch's own labels plus random others up to this many
 # (a sampled softmax). Every label's texts are encoded with gradients each step, so with all 77
 # Banking77 labels (~5 texts each) a step cost ~10x a 6-label step.
@@ -532,6 +533,8 @@ def _tune(embedder: Any, texts: Sequence[str], owners: Sequence[Sequence[int]],
             if not batches:
                 batches = list(np.array_split(rng.permutation(n), per_epoch))
             idx = batches.pop(0)
+            if steps and steps % RECHOOSE_STEPS == 0:
+                threads.rechoose(work)  # neighbours come and go over minutes of tuning
             frac = (steps + 1) / warmup if steps < warmup else (total - steps) / max(1, total - warmup)
             for group in optim.param_groups:
                 group["lr"] = s.lr * frac

@@ -177,3 +177,18 @@ def test_model_calls_at_once_share_the_free_cores(monkeypatch):
     with threads.for_work(10**9):
         with threads.for_work(10**9) as n:
             assert n <= max(1, int(threads.cores() / 2 + 0.5))
+
+
+def test_a_long_call_rechooses_when_neighbours_leave(monkeypatch):
+    """Chosen beside a busy neighbour, a long call (tuning) gets the cores back once it is gone."""
+    torch = pytest.importorskip("torch")
+    if threads.cores() < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.setenv("CLASSER_THREADS", "2")
+    busy = [float(threads.cores())]
+    monkeypatch.setattr(threads, "others_busy", lambda: busy[0])
+    with threads.for_work(10**6) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+        busy[0] = 0.0  # the neighbour ended
+        assert threads.rechoose(10**6) == 2
+        assert torch.get_num_threads() == 2

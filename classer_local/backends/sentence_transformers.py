@@ -98,7 +98,9 @@ class SentenceTransformerEmbedder:
 
         work = sum(len(c) for c in chunks)
         with torch.inference_mode(), threads.for_work(work if self.device == "cpu" else 0):
-            for idx in _batches([len(chunks[j]) for j in order], order, self.batch_size):
+            for k, idx in enumerate(_batches([len(chunks[j]) for j in order], order, self.batch_size)):
+                if k and self.device == "cpu":
+                    threads.rechoose(work)  # a long encode sees neighbours come and go
                 width = len(chunks[idx[0]])
                 ids = np.full((len(idx), width), pad, dtype=np.int64)
                 mask = np.zeros((len(idx), width), dtype=np.int64)
