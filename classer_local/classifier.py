@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -46,6 +47,10 @@ from .results import ClassifyResult, LabelScore, TagResult
 from .tuned import TunedEncoderMixin
 
 __all__ = ["Classifier", "Item", "Priority", "Truncate", "check_item"]
+
+# Classifier.run holds numpy's BLAS to one thread from this many (item, label) pairs
+# (threads.single_blas): OpenBLAS went parallel between 1,024 and 4,000 pairs of 384-d vectors.
+BLAS_SINGLE_FROM = 1024
 
 # What ``Classifier._setup`` derives from the parameters, made when first read.
 _SETTINGS = frozenset({"labels_", "descriptions_", "glossary_labels_", "examples_", "text_type_", "priority_",
@@ -462,7 +467,11 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
         """
         t0 = time.perf_counter() if t0 is None else t0
         ocr_tokens = [0] * len(items)
-        with threads.single_blas():  # numpy's products here are small: a second BLAS thread only spins
+        # From ~1,000 (text, label) pairs OpenBLAS shares a product between its threads, which then
+        # spin after it: the fast tier burnt a second core for no speed. Smaller calls keep it as
+        # it is (setting the count costs ~0.1 ms each way).
+        big = len(items) * len(self.labels_) >= BLAS_SINGLE_FROM
+        with threads.single_blas() if big else contextlib.nullcontext():
             X, sims, tokens, vtokens, vis = self._prepare(items, encoded, ocr_tokens)
             if adapt:
                 sims = self._adapt(X, sims, items)

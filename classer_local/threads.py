@@ -142,6 +142,7 @@ def _set(n: int) -> None:
 _blas: list[object] = []  # [threadpoolctl controller, len(sys.modules) when it scanned the libraries]
 _blas_users: list[Any] = [0, []]  # [bodies inside single_blas now, [(BLAS library, its count before)]]
 _blas_lock = threading.Lock()
+_blas_pinned = [False]  # pin_single_blas was called: one thread for good
 
 
 @contextmanager
@@ -151,7 +152,13 @@ def single_blas() -> Iterator[None]:
     took up to 256 ms, and on a quiet one the fast tier's ``classify_batch`` burnt a second core
     (1.9 CPU-seconds per wall second) for no speed. OpenBLAS's count is process-wide, so bodies
     running at once in several threads share one limit: the first in sets it, the last out puts
-    back what was there. A no-op without threadpoolctl. Torch's own kernels are not affected."""
+    back what was there. A no-op without threadpoolctl, or after ``pin_single_blas``. Torch's own
+    kernels are not affected."""
+    if _blas_pinned[0]:
+        if _blas[1] != len(sys.modules):  # a library imported since may have brought its own BLAS
+            pin_single_blas()
+        yield
+        return
     with _blas_lock:
         if _blas_users[0] == 0:
             _blas_users[1] = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
@@ -167,6 +174,16 @@ def single_blas() -> Iterator[None]:
                 for lib, count in _blas_users[1]:
                     _set_blas(lib, count)
                 _blas_users[1] = []
+
+
+def pin_single_blas() -> None:
+    """numpy's BLAS on one thread for the rest of the process: for a process that only serves
+    (``classer-local serve``). Setting the count costs ~0.1 ms each way; a server sets it once
+    instead of around every model call."""
+    with _blas_lock:
+        for lib in _blas_libraries():
+            _set_blas(lib, 1)
+        _blas_pinned[0] = True
 
 
 def _set_blas(lib: Any, n: int | None) -> None:

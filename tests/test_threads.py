@@ -192,3 +192,22 @@ def test_a_long_call_rechooses_when_neighbours_leave(monkeypatch):
         busy[0] = 0.0  # the neighbour ended
         assert threads.rechoose(10**6) == 2
         assert torch.get_num_threads() == 2
+
+
+def test_a_serving_process_pins_blas_to_one_thread():
+    """``serve`` pins numpy's BLAS once (no setting around every call); single_blas then leaves it."""
+    pytest.importorskip("threadpoolctl")
+    code = (
+        "import numpy, threadpoolctl\n"
+        "from classer_local import threads\n"
+        "blas = lambda: sorted({i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'})\n"
+        "threadpoolctl.threadpool_limits(2, user_api='blas')\n"
+        "threads.pin_single_blas()\n"
+        "with threads.single_blas():\n"
+        "    inside = blas()\n"
+        "print(inside, blas())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    if out.strip() == "[] []":
+        pytest.skip("no BLAS library loaded")
+    assert out.strip() == "[1] [1]"

@@ -111,6 +111,9 @@ def serve(
     """Run the server in this process (one process: the models are loaded once, before the port opens)."""
     import uvicorn
 
+    from .. import threads
+
+    threads.pin_single_blas()  # this process only serves: numpy's products here are all small
     uvicorn.run(
         create_app(config), host=host, port=port, log_level=log_level, workers=1, timeout_graceful_shutdown=5
     )
