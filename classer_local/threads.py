@@ -34,7 +34,7 @@ from typing import Any
 
 SMALL_WORK = 2048  # tokens: below this a second thread gains little, and loses a lot under load
 SAMPLE_S = 0.25  # shortest window for the CPU meter
-STALE_S = 5.0  # an older baseline says nothing about now: start over from the load average
+FIRST_SAMPLE_S = 0.05  # the meter's first window in a process (5 ticks of /proc/stat a core)
 
 
 def max_threads() -> int:
@@ -98,9 +98,19 @@ class _Meter:
                 return self._others
             busy = _busy_seconds()
             own = _own_seconds()
-            if busy is not None and self._at and age <= STALE_S:
+            if busy is not None and not self._at:
+                # No window yet: a short one now. The load average would count a process that has
+                # just ended (or this one's own start) for a minute: a tuning run started right
+                # after another job stayed on one of two free cores.
+                time.sleep(FIRST_SAMPLE_S)
+                self._at, self._busy, self._own = now, busy, own
+                now, busy, own = time.monotonic(), _busy_seconds(), _own_seconds()
+                age = now - self._at
+            if busy is not None and self._at:
+                # An old window (a long call that asks every half minute) still averages what the
+                # others did since: far closer to now than the load average, which counts us too.
                 self._others = max(0.0, (busy - self._busy) - (own - self._own)) / age
-            else:  # no window yet (or an old one): this process has been idle, so the load is others'
+            else:  # no /proc/stat
                 try:
                     self._others = os.getloadavg()[0]
                 except OSError:

@@ -211,3 +211,20 @@ def test_a_serving_process_pins_blas_to_one_thread():
     if out.strip() == "[] []":
         pytest.skip("no BLAS library loaded")
     assert out.strip() == "[1] [1]"
+
+
+def test_the_meter_never_reads_the_load_average_where_proc_stat_exists(monkeypatch):
+    """The load average counts, for a minute, a process that has just ended and this one's own
+    work: the meter takes a short window of its own first, and an old window still averages."""
+    if threads._busy_seconds() is None:
+        pytest.skip("no /proc/stat")
+
+    def load_average() -> tuple[float, float, float]:
+        raise AssertionError("read the load average")
+
+    monkeypatch.setattr(threads.os, "getloadavg", load_average)
+    meter = threads._Meter()
+    first = meter.others()  # no window yet: a short one now
+    assert 0.0 <= first <= threads.cores() + 0.5
+    meter._at -= 60.0  # a window a minute old (a long call asking again)
+    assert 0.0 <= meter.others() <= threads.cores() + 0.5
