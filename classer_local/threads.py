@@ -241,11 +241,8 @@ def for_work(work: int) -> Iterator[int]:
     calls ``rechoose`` now and then."""
     with _running_lock:
         _running[0] += 1
-        sharing = _running[0]
     try:
-        n = choose(work, sharing)
-        _set(n)
-        yield n
+        yield rechoose(work)
     finally:
         with _running_lock:
             _running[0] -= 1

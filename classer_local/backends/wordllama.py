@@ -218,12 +218,11 @@ class _PieceIds:
         go joined, ~256 a string (no merge crosses a piece's start, so each token falls in one
         piece: split back by character offsets); a piece of spaces alone could merge with the
         next one's, so it goes alone."""
-        alone = [k for p, k in zip(pieces, keys) if p[-1] in _SPACES]
+        alone = [(p, k) for p, k in zip(pieces, keys) if p[-1] in _SPACES]
         joined = [(p, k) for p, k in zip(pieces, keys) if p[-1] not in _SPACES]
-        alone_pieces = [p for p in pieces if p[-1] in _SPACES]
         groups = [joined[i : i + 256] for i in range(0, len(joined), 256)]
         strings = ["".join(p for p, _ in g).replace(" ", "\u2581") for g in groups]
-        strings += [p.replace(" ", "\u2581") for p in alone_pieces]
+        strings += [p.replace(" ", "\u2581") for p, _ in alone]
         encs = self.bare.encode_batch(strings, add_special_tokens=False)
         names: list[str] = []
         flats: list[np.ndarray] = []
@@ -235,7 +234,7 @@ class _PieceIds:
             names.extend(k for _, k in g)
             flats.append(np.asarray(enc.ids, dtype=np.int64))  # the group's tokens, piece after piece
             counts.append(np.bincount(owner, minlength=len(g)))
-        names.extend(alone)
+        names.extend(k for _, k in alone)
         if alone:
             flat, lengths = _flatten([enc.ids for enc in encs[len(groups) :]])
             flats.append(flat)
