@@ -65,14 +65,21 @@ _SCRIPTS = {"CYRILLIC": "ru", "GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "DE
             "HANGUL": "ko", "HIRAGANA": "ja", "KATAKANA": "ja", "CJK": "zh"}
 
 
+_FIRST_NON_LATIN = "\u0370"  # Greek and Coptic, the first block after Latin, its extensions and IPA
+
+
 def _script(text: str) -> str | None:
     """The language of the dominant non-Latin script, when most letters are in one."""
+    if text.isascii():  # most texts: no name lookups at all
+        return None
     counts: dict[str, int] = {}
     letters = 0
     for ch in text:
         if not ch.isalpha():
             continue
         letters += 1
+        if ch < _FIRST_NON_LATIN:  # Latin letters and IPA: no script of _SCRIPTS
+            continue
         name = unicodedata.name(ch, "")
         for prefix, lang in _SCRIPTS.items():
             if name.startswith(prefix):

@@ -166,8 +166,15 @@ def _overlay(into: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+CPU_DTYPES = ("float32", "bfloat16")  # models.toml cpu_dtype (backends/_precision.py)
+
+
 def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
     options = {k: v for k, v in entry.items() if k not in _KNOWN}
+    if options.get("cpu_dtype", "float32") not in CPU_DTYPES:
+        raise InvalidRequestError("model_config_invalid", f"Model {name!r}: cpu_dtype must be one of "
+                                  f"{', '.join(CPU_DTYPES)}, not {options['cpu_dtype']!r}.",
+                                  {"model": name, "cpu_dtype": options["cpu_dtype"]})
     return ModelSpec(name=name, options=options, **{k: v for k, v in entry.items() if k in _KNOWN})
 
 

@@ -79,3 +79,32 @@ def test_its_int8_copy_scores_close_to_float_and_tunes_in_float(monkeypatch) -> 
     assert tuned.model[0].auto_model.encoder.layer[0].attention.self.query._get_name() == "DynamicQuantizedLinear"
     moved = tuned.encode(texts)
     assert not np.allclose(moved, a, atol=1e-4) and (moved * a).sum(1).min() > 0.9
+
+
+def test_bfloat16_on_a_cpu_with_native_bf16_scores_like_float32(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from classer_local.backends.sentence_transformers import SentenceTransformerEmbedder, bf16_wanted, native_bf16
+    from classer_local.errors import InvalidRequestError
+
+    spec = registry.get(NAME)
+    assert spec.options.get("cpu_dtype") == "bfloat16"  # the shipped default asks for it
+    assert not bf16_wanted("bfloat16", "cuda") and not bf16_wanted("float32", "cpu") and not bf16_wanted(None, "cpu")
+    assert not load_text(registry.get(NAME + "-int8"), "cpu").bf16  # int8 layers run integer kernels instead
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))  # an unknown dtype is refused when the entry is read
+    (tmp_path / "models.json").write_text(json.dumps({"models": {"half": {"like": NAME, "cpu_dtype": "float16"}}}))
+    with pytest.raises(InvalidRequestError) as err:
+        registry.get("half")
+    assert err.value.code == "model_config_invalid" and "cpu_dtype" in str(err.value)
+    if not native_bf16():
+        assert not load_text(spec, "cpu").bf16  # emulated bfloat16 is slower than float32: never chosen
+        pytest.skip("this CPU has no native bfloat16 matrix units")
+    fast = SentenceTransformerEmbedder(spec, "cpu")
+    monkeypatch.setenv("CLASSER_BF16", "0")  # the switch back to float32 for a process
+    exact = SentenceTransformerEmbedder(spec, "cpu")
+    assert fast.bf16 and not exact.bf16
+    texts = ["refund please", "the app crashes when I open it", "Who won the match last night?",
+             "I can't log in to my account", "word " * 600]  # the last one in several windows
+    a, b = fast.encode(texts), exact.encode(texts)
+    cos = (a * b).sum(1)
+    assert a.dtype == np.float32 and cos.min() > 0.9995 and not np.array_equal(a, b), cos

@@ -69,6 +69,25 @@ def test_added_model_can_run_in_int8(tiny_model: Path) -> None:
     user_models.remove("tiny-int8")
 
 
+def test_added_model_asks_for_bfloat16_unless_told_float32(tiny_model: Path) -> None:
+    from classer_local.backends import load_text
+    from classer_local.backends._precision import native_bf16
+
+    assert user_models.add("tiny-bf", tiny_model)["cpu_dtype"] == "bfloat16"
+    assert load_text(registry.get("tiny-bf"), "cpu").bf16 == native_bf16()  # float32 where the CPU has no bf16 units
+    exact = user_models.add("tiny-f32", tiny_model, cpu_dtype="float32")
+    assert "cpu_dtype" not in exact and not load_text(registry.get("tiny-f32"), "cpu").bf16
+    texts = ["the match ended two to one", "parliament passed the budget"]
+    a = load_text(registry.get("tiny-bf"), "cpu").encode(texts)
+    b = load_text(registry.get("tiny-f32"), "cpu").encode(texts)
+    assert (a * b).sum(1).min() > 0.999
+    with pytest.raises(InvalidRequestError) as err:
+        user_models.add("tiny-half", tiny_model, cpu_dtype="float16")
+    assert err.value.code == "model_config_invalid"
+    user_models.remove("tiny-bf")
+    user_models.remove("tiny-f32")
+
+
 def test_add_refuses_bad_names_and_folders(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError) as e:
         user_models.add("../etc", tmp_path)

@@ -94,6 +94,30 @@ def test_timm_features_probs_names(timm_backend, cifar):
     assert timm_backend.tokens_per_image == 49 and timm_backend.visual_tokens(3) == 147
 
 
+def test_timm_runs_channels_last_and_bfloat16_only_where_native(timm_backend, cifar, monkeypatch):
+    import torch
+
+    from classer_local.backends._precision import native_bf16
+    from classer_local.backends.timm_image import TimmImageEmbedder
+
+    imgs = [cifar["cat"], cifar["truck"]]
+    assert timm_backend.bf16 == native_bf16()  # the entry asks for bfloat16; emulated bfloat16 is never chosen
+    first = next(p for p in timm_backend.model.parameters() if p.dim() == 4)
+    assert first.is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setenv("CLASSER_BF16", "0")
+    exact = TimmImageEmbedder(registry.get("image"), "cpu")
+    assert not exact.bf16
+    feats, probs = exact.encode_with_probs(imgs)
+    nchw = torch.from_numpy(np.ascontiguousarray(exact._prepare(imgs)))  # the layout it ran in before
+    exact.model.to(memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        ref = exact.model.forward_head(exact.model.forward_features(nchw), pre_logits=True).numpy()
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(feats, ref, atol=1e-5)  # channels-last changes the speed, not the answer
+    fast, fast_probs = timm_backend.encode_with_probs(imgs)
+    assert (fast * feats).sum(1).min() > 0.97 and (fast_probs.argmax(1) == probs.argmax(1)).all()
+
+
 def test_visual_scorer_zero_shot_on_cifar(timm_backend, text_embedder, cifar):
     labels = ["cat", "truck", "ship"]
     scorer = vision.VisualScorer(labels, {"ship": "a boat on the water"}, None, "photo", text_embedder,

@@ -1,7 +1,9 @@
 """sentence-transformers models (all-MiniLM-L6-v2 by default), loaded from a local folder.
 
 Encoding tokenises once, splits long texts into windows, runs the transformer on
-length-sorted batches and mean-pools each text's windows (weighted by length).
+length-sorted batches and mean-pools each text's windows (weighted by length). On a CPU with
+native bfloat16 matrix units, entries with ``cpu_dtype = "bfloat16"`` run the transformer's
+matrix products in bfloat16 (``bf16_wanted``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from ..registry import ModelSpec
 from . import l2_normalize
+from ._precision import bf16_wanted, cpu_autocast, switched_off
 from ._windows import check_truncate, windows
 
 
@@ -31,6 +34,8 @@ class SentenceTransformerEmbedder:
             int8 = quantized_copy(self.model)
             if int8 is not None:
                 self.model, self.quantized = int8, True
+        # int8 layers already run integer kernels; autocast would only add casts around them
+        self.bf16 = not self.quantized and bf16_wanted(spec.options.get("cpu_dtype"), device)
         self.tokenizer = self.model.tokenizer
         self._torch = torch
         seq = int(self.model.max_seq_length or spec.max_tokens or 512)
@@ -97,7 +102,7 @@ class SentenceTransformerEmbedder:
         from .. import threads
 
         work = sum(len(c) for c in chunks)
-        with torch.inference_mode(), threads.for_work(work if self.device == "cpu" else 0):
+        with torch.inference_mode(), cpu_autocast(self.bf16), threads.for_work(work if self.device == "cpu" else 0):
             for k, idx in enumerate(_batches([len(chunks[j]) for j in order], order, self.batch_size)):
                 if k and self.device == "cpu":
                     threads.rechoose(work)  # a long encode sees neighbours come and go
@@ -140,10 +145,8 @@ def _overlay(model, folder) -> None:
 def quantize_wanted(kind: object, device: str) -> bool:
     """Whether ``quantize = "int8"`` in models.toml applies: on the CPU only (CUDA runs the float
     model), unless ``CLASSER_QUANTIZE=0`` turns it off for the process."""
-    import os
+    return kind == "int8" and device == "cpu" and not switched_off("CLASSER_QUANTIZE")
 
-    off = os.environ.get("CLASSER_QUANTIZE", "").strip().lower() in ("0", "off", "false", "no")
-    return kind == "int8" and device == "cpu" and not off
 
 
 def quantized_copy(model):

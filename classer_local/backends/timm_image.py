@@ -10,6 +10,10 @@ models.toml entry.
 One forward pass gives both outputs the visual scorer needs: the pooled 1280-d features
 (image prototypes, few-shot) and the 1000 ImageNet class probabilities (zero-shot, ConSE).
 
+The network runs channels-last (NHWC), which oneDNN's depthwise convolutions read about 1.7x
+faster than NCHW at the same float32 result, and under bfloat16 autocast where the entry says
+``cpu_dtype = "bfloat16"`` and the CPU has native bfloat16 units (``_precision``).
+
 Visual tokens: the number of spatial positions of the final feature map an image is
 reduced to, ``(input_size / 32) ** 2`` = 49 at 224 px.
 """
@@ -23,6 +27,7 @@ import numpy as np
 from ..errors import ModelNotInstalledError
 from ..registry import ModelSpec
 from . import l2_normalize
+from ._precision import bf16_wanted, cpu_autocast
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -84,7 +89,8 @@ class TimmImageEmbedder:
                 {"model": spec.name, "arch": self.arch},
             )
         model.load_state_dict(dict(zip(target.keys(), state.values())))
-        self.model = model.to(device).eval()
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
+        self.bf16 = bf16_wanted(opts.get("cpu_dtype"), device)
         self.dim = int(model.num_features)
         stride = int(model.feature_info[-1]["reduction"]) if getattr(model, "feature_info", None) else 32
         side = -(-self.input_size // stride)
@@ -93,7 +99,8 @@ class TimmImageEmbedder:
 
     # -- preprocessing -----------------------------------------------------------------------
     def _prepare(self, images: Sequence[PILImage.Image]) -> np.ndarray:
-        """Resize the shorter side to input_size / crop_pct, centre-crop, normalise -> NCHW."""
+        """Resize the shorter side to input_size / crop_pct, centre-crop, normalise -> NCHW shape,
+        channels-last strides (the NHWC array seen through a transpose, no copy)."""
         from PIL import Image
 
         s = self.input_size
@@ -110,7 +117,7 @@ class TimmImageEmbedder:
             im = im.crop((left, top, left + s, top + s))
             out[i] = np.asarray(im, dtype=np.float32)
         out = (out / 255.0 - self.mean) / self.std
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        return out.transpose(0, 3, 1, 2)
 
     # -- inference ---------------------------------------------------------------------------
     def encode_with_probs(self, images: Sequence[PILImage.Image]) -> tuple[np.ndarray, np.ndarray]:
@@ -119,10 +126,10 @@ class TimmImageEmbedder:
         n = len(images)
         feats = np.empty((n, self.dim), dtype=np.float32)
         probs = np.empty((n, 1000), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), cpu_autocast(self.bf16):
             for start in range(0, n, self.batch_size):
                 batch = images[start : start + self.batch_size]
-                x = torch.from_numpy(self._prepare(batch)).to(self.device)
+                x = torch.from_numpy(self._prepare(batch)).to(self.device, memory_format=torch.channels_last)
                 pooled = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
                 logits = self.model.get_classifier()(pooled)
                 feats[start : start + len(batch)] = pooled.float().cpu().numpy()

@@ -31,6 +31,9 @@ def register(sub: Subparsers) -> None:
     ma.add_argument("--license", default="")
     ma.add_argument("--quantize", choices=["int8"], default=None,
                     help="run its linear layers in int8 on the CPU: faster, a little less accurate")
+    ma.add_argument("--cpu-dtype", choices=["bfloat16", "float32"], default="bfloat16",
+                    help="bfloat16 (default): matrix products in bfloat16 where the CPU has native bfloat16 units "
+                         "(about 1.9x faster, same answers to 4 decimals), float32 elsewhere")
     add_json(ma)
     ma.set_defaults(func=run_add)
     mc = msub.add_parser("calibrate", help="fit a model's confidences on labelled rows (JSONL text/label)")
@@ -61,7 +64,7 @@ def run_add(args: argparse.Namespace) -> int:
 
     entry = user_models.add(args.name, args.local_dir, query_prefix=args.query_prefix,
                             document_prefix=args.document_prefix, max_tokens=args.max_tokens, license=args.license,
-                            quantize=args.quantize)
+                            quantize=args.quantize, cpu_dtype=args.cpu_dtype)
     emit(args, {"name": args.name, **entry}, f"added {args.name} ({entry['dim']} dims, {entry['max_tokens']} tokens)")
     return 0
 
