@@ -1,7 +1,13 @@
-"""The standard model in float32 against its int8 copy (``quantize = "int8"`` in models.toml).
+"""The standard model against its int8 copy (``quantize = "int8"`` in models.toml), or with
+``--bf16`` its float32 run against its bfloat16 run (``cpu_dtype = "bfloat16"``).
 
     python benchmarks/quantize.py --data ../shared/evaldata --broad ../shared/trainingdata/eval \
         [--float minilm-l6-labelmatch] [--int8 minilm-l6-labelmatch-int8] [--rows 500] [--reps 3]
+    python benchmarks/quantize.py --bf16 ...    # writes PRECISION.md and results/precision.json
+
+``--bf16`` adds a float32 twin of ``--float`` (``like`` it, ``cpu_dtype = "float32"``) to a
+scratch ``CLASSER_HOME``'s models.json and compares the two; on a CPU without native bfloat16
+both run float32 and the report says so.
 
 Same run, same texts, the two models' calls interleaved:
 
@@ -82,6 +88,8 @@ def summarize(models: list[str], per_set: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for group, regime in (("eval", "names"), ("dev", "names"), ("dev", "described")):
         rows = {n: r for n, r in per_set.items() if r["group"] == group and regime in r[f]}
+        if not rows:  # --sets left none of this group
+            continue
         acc = {m: float(np.mean([r[m][regime]["acc"] for r in rows.values()])) for m in models}
         conf = {m: np.concatenate([r[m][regime]["conf"] for r in rows.values()]) for m in models}
         right = {m: np.concatenate([r[m][regime]["right"] for r in rows.values()]) for m in models}
@@ -94,20 +102,133 @@ def summarize(models: list[str], per_set: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+IMAGE_TWIN = "efficientnet-lite0-float32"
+
+
+def batch_invariance(models: list[str], data: Path, n: int = 300, alone: int = 150) -> dict[str, dict[str, float]]:
+    """How far a text's confidences move between a call of its own and a batch of ``n`` texts:
+    the largest and 99th-percentile absolute change of any label's confidence, and the answers
+    that change, over ``alone`` Banking77 test texts, per model."""
+    texts = [r["text"] for r in load_set(data, "banking77")["eval"][:n]]
+    labels = ["account access", "payments", "delivery", "product question", "other"]
+    out: dict[str, dict[str, float]] = {}
+    for m in models:
+        batch = cl.classify_batch(texts=texts, labels=labels, model=m, cache=False)
+        single = [cl.classify(t, labels=labels, model=m, cache=False) for t in texts[:alone]]
+        moved = [max(abs(a.scores[k] - b.scores[k]) for k in labels) for a, b in zip(batch, single)]
+        out[m] = {"max": float(max(moved)), "p99": float(np.percentile(moved, 99)),
+                  "labels_changed": int(sum(a.label != b.label for a, b in zip(batch, single))), "texts": alone}
+    return out
+
+
+def image_speed(data: Path, reps: int, n: int = 128) -> dict[str, Any]:
+    """The image model in float32 against bfloat16: images/s (calls alternating, medians), the
+    cosine of their features and how often their top ImageNet class agrees, on CIFAR-10 test images."""
+    from PIL import Image
+
+    from classer_local import registry
+    from classer_local.backends import load_image, load_text
+
+    rows = [json.loads(line) for line in (data / "cifar10" / "test.jsonl").read_text().splitlines()[:n]]
+    images = [Image.open(data / "cifar10" / r["image"]).convert("RGB") for r in rows]
+    encoders = {"float32": load_image(registry.get(IMAGE_TWIN), "cpu"),
+                "bfloat16": load_image(registry.get("efficientnet-lite0"), "cpu")}
+    rates: dict[str, list[float]] = {k: [] for k in encoders}
+    out: dict[str, Any] = {}
+    for k, enc in encoders.items():
+        out[k] = enc.encode_with_probs(images)  # warm, and the vectors compared below
+    for _ in range(reps):
+        for k, enc in encoders.items():
+            t = time.perf_counter()
+            enc.encode_with_probs(images)
+            rates[k].append(len(images) / (time.perf_counter() - t))
+    (fa, pa), (fb, pb) = out["float32"], out["bfloat16"]
+    cos = (fa * fb).sum(1)
+    from vision import cifar  # benchmarks/vision.py: CIFAR-10 zero-shot (ConSE) and 10-shot on all test images
+
+    text = load_text(registry.get("standard"), "cpu")
+    runs = {k: cifar(data, text, registry.get(name), "cpu", None)
+            for k, name in (("float32", IMAGE_TWIN), ("bfloat16", "efficientnet-lite0"))}
+    return {"images": len(images), "ran_in": {k: "bfloat16" if e.bf16 else "float32" for k, e in encoders.items()},
+            "cifar10_accuracy": {k: {"zero_shot": r["zero_shot"]["acc"], "few_shot": r["few_shot"]["acc"],
+                                     "shots": r["shots"]} for k, r in runs.items()},
+            "images_per_s": {k: float(np.median(v)) for k, v in rates.items()},
+            "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
+            "top1_imagenet_agree": float(np.mean(pa.argmax(1) == pb.argmax(1)))}
+
+
+def float32_twin(name: str) -> str:
+    """A user entry running ``name`` in float32 (a scratch CLASSER_HOME, never the user's)."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="classer_precision_"))
+    twin = f"{name}-float32"
+    entries = {twin: {"like": name, "cpu_dtype": "float32"}, IMAGE_TWIN: {"like": "efficientnet-lite0", "cpu_dtype": "float32"}}
+    (home / "models.json").write_text(json.dumps({"models": entries}))
+    os.environ["CLASSER_HOME"] = str(home)
+    return twin
+
+
+def precisions(models: list[str]) -> list[str]:
+    """What each model ran in on this machine."""
+    from classer_local import registry
+    from classer_local.backends import load_text
+
+    out = []
+    for m in models:
+        emb = load_text(registry.get(m), "cpu")
+        out.append("int8" if getattr(emb, "quantized", False) else "bfloat16" if getattr(emb, "bf16", False) else "float32")
+    return out
+
+
 def write(a: argparse.Namespace, models: list[str], sp: dict[str, Any], summary: dict[str, Any], load: list[float]) -> None:
     f, q = models
-    lines = ["# The standard model in int8", "",
-             "<!-- Generated by benchmarks/quantize.py. Do not edit by hand: rerun the command below. -->", "",
-             f"- **Command**: `python benchmarks/quantize.py --float {f} --int8 {q} --rows {a.rows} --reps {a.reps}`",
+    pf, pq = precisions(models)
+    if a.bf16:
+        from classer_local.backends._precision import native_bf16
+
+        head = ["# The standard model in bfloat16 against float32", "",
+                "<!-- Generated by benchmarks/quantize.py. Do not edit by hand: rerun the command below. -->", "",
+                f"- **Command**: `python benchmarks/quantize.py --bf16 --float {a.flt} --rows {a.rows} --reps {a.reps}`",
+                f"- **CPU**: native bfloat16 matrix units {'yes' if native_bf16() else 'no (both runs are float32)'}; "
+                f"`{f}` ran in {pf}, `{q}` in {pq}",
+                "- bfloat16: the forward pass under torch's CPU autocast (matrix products read bfloat16 and sum in "
+                "float32; layer norms, softmax, pooling float32: `backends/_precision.py`); same weights, prompts "
+                "and calibration."]
+    else:
+        head = ["# The standard model in int8", "",
+                "<!-- Generated by benchmarks/quantize.py. Do not edit by hand: rerun the command below. -->", "",
+                f"- **Command**: `python benchmarks/quantize.py --float {f} --int8 {q} --rows {a.rows} --reps {a.reps}`",
+                f"- `{f}` ran in {pf}, `{q}` in {pq}",
+                "- int8: the transformer's linear layers quantised per output channel, activations per call "
+                "(`backends/sentence_transformers.quantized_copy`); same weights, prompts and calibration."]
+    lines = head[:5] + [
              f"- **Date**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
-             f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 CPU cores shared with other work)",
-             "- int8: the transformer's linear layers quantised per output channel, activations per call "
-             "(`backends/sentence_transformers.quantized_copy`); same weights, prompts and calibration.", "",
-             "| measure | float32 | int8 | int8 / float |", "|---|---|---|---|"]
+             f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 CPU cores shared with other work); "
+             "speed: the two models' calls alternate, medians of the repetitions"] + head[5:] + [
+             "", f"| measure | {pf} | {pq} | {pq} / {pf} |", "|---|---|---|---|"]
     for key, label in (("classify_batch_texts_per_s", "classify_batch, AG News texts/s"),
                        ("single_p50_ms", "warm classify p50, ms"),
                        ("fit_8shot_banking77_s", "8-shot Banking77 fit, s")):
         lines.append(f"| {label} | {sp[f][key]:.1f} | {sp[q][key]:.1f} | {sp[q][key] / sp[f][key]:.2f} |")
+    inv = sp.get("batch_invariance")
+    if inv:
+        lines.append(f"| a text alone against in a batch of 300: largest confidence change (p99), answers changed "
+                     f"({inv[f]['texts']} Banking77 texts, 5 labels) | {inv[f]['max']:.4f} ({inv[f]['p99']:.4f}), "
+                     f"{inv[f]['labels_changed']} | {inv[q]['max']:.4f} ({inv[q]['p99']:.4f}), "
+                     f"{inv[q]['labels_changed']} | — |")
+    img = sp.get("image")
+    if img:
+        r = img["images_per_s"]
+        lines.append(f"| images/s, efficientnet-lite0 ({img['images']} CIFAR-10 images a call; ran in "
+                     f"{img['ran_in']['float32']} / {img['ran_in']['bfloat16']}) | {r['float32']:.1f} | "
+                     f"{r['bfloat16']:.1f} | {r['bfloat16'] / r['float32']:.2f}; feature cosine min "
+                     f"{img['cosine_min']:.4f}, mean {img['cosine_mean']:.5f}; top ImageNet class agrees "
+                     f"{img['top1_imagenet_agree'] * 100:.1f}% |")
+        for key, label in (("zero_shot", "zero-shot (ConSE)"), ("few_shot", f"{img['cifar10_accuracy']['float32']['shots']}-shot")):
+            fa, fb = (img["cifar10_accuracy"][k][key] for k in ("float32", "bfloat16"))
+            lines.append(f"| CIFAR-10 {label} accuracy, 1,000 test images (benchmarks/vision.py's run) | {fa:.3f} | "
+                         f"{fb:.3f} | {(fb - fa) * 100:+.1f} points |")
     for k, v in summary.items():
         hi = " / ".join("-" if v["right_above_0.9"][m] is None else f"{v['right_above_0.9'][m]:.3f}" for m in models)
         worst = ", ".join(f"{n} {d * 100:+.1f}" for d, n in v["worst"])
@@ -123,17 +244,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--broad", type=Path, default=DEFAULT_BROAD)
     ap.add_argument("--float", dest="flt", default="minilm-l6-labelmatch")
     ap.add_argument("--int8", default="minilm-l6-labelmatch-int8")
+    ap.add_argument("--bf16", action="store_true", help="--float in float32 against --float as it runs (bfloat16)")
     ap.add_argument("--rows", type=int, default=500)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sets", default="", help="only these set names (comma-separated)")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "quantize.json")
-    ap.add_argument("--md", type=Path, default=HERE / "QUANTIZE.md")
+    ap.add_argument("--out", type=Path, default=None, help="default results/quantize.json (--bf16: precision.json)")
+    ap.add_argument("--md", type=Path, default=None, help="default QUANTIZE.md (--bf16: PRECISION.md)")
     a = ap.parse_args(argv)
-    models = [a.flt, a.int8]
+    stem = "precision" if a.bf16 else "quantize"
+    a.out = a.out or HERE / "results" / f"{stem}.json"
+    a.md = a.md or HERE / f"{stem.upper()}.md"
+    models = [float32_twin(a.flt), a.flt] if a.bf16 else [a.flt, a.int8]
     load = list(os.getloadavg())
     sp = speed(models, a.data, a.reps)
-    for m in models:
-        print(m, {k: round(v, 2) for k, v in sp[m].items()}, flush=True)
+    if a.bf16:
+        sp["batch_invariance"] = batch_invariance(models, a.data)
+        sp["image"] = image_speed(a.data, a.reps)
+    for k, v in sp.items():
+        print(k, json.dumps(v), flush=True)
     sets = broad_sets(a.broad, a.rows) + dev_sets(a.data)
     if a.sets:
         sets = [s for s in sets if s["name"] in set(a.sets.split(","))]

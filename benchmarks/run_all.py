@@ -1,7 +1,7 @@
 """Every benchmark in one run: accuracy beside few-shot peers, multi-label tag and calibration,
 speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png, and
-copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS, SERVER and QUANTIZE.md:
-rerun those scripts to refresh their sections).
+copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS, SERVER,
+QUANTIZE and PRECISION.md: rerun those scripts to refresh their sections).
 
     python benchmarks/run_all.py --data ../shared/evaldata [--quick] [--device cpu|cuda]
 
@@ -278,7 +278,8 @@ SECTIONS = (("Zero-shot", "ZEROSHOT.md", "zeroshot.py"),
             ("Images", "VISION.md", "vision.py"),
             ("Documents", "DOCUMENTS.md", "documents.py"),
             ("Server", "SERVER.md", "server.py"),
-            ("The standard model in int8", "QUANTIZE.md", "quantize.py"))
+            ("The standard model in int8", "QUANTIZE.md", "quantize.py"),
+            ("bfloat16 on the CPU", "PRECISION.md", "quantize.py --bf16"))
 
 
 def section_body(text: str) -> list[str]:

@@ -266,5 +266,7 @@ def models() -> list[dict[str, Any]]:
             "installed": spec.installed(),
             "install": spec.install,
             "default_for": [k for k, v in defs.items() if v == spec.name],
+            # what the entry asks for; bfloat16 applies only on a CPU with native bf16 units
+            "precision": spec.options.get("quantize") or spec.options.get("cpu_dtype", "float32"),
         })
     return rows

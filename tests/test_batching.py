@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import classer_local as cl
+from classer_local.backends._precision import native_bf16
 from classer_local.classifier import Item
 from classer_local.errors import InputTooLongError
 from classer_local.server.batching import MicroBatcher
@@ -42,8 +43,10 @@ def _same(a: Any, b: Any, exact: bool) -> None:
     assert a.tokens == b.tokens and a.visual_tokens == b.visual_tokens
     if exact:
         assert a.scores == b.scores
-    else:  # a text's MiniLM vector can move in the last float bits with its batch's padding
-        assert a.scores == pytest.approx(b.scores, abs=2e-4)
+    else:  # a text's MiniLM vector can move in the last float bits with its batch's padding; in
+        # bfloat16 (CPUs with native bf16 units) a last-bit move can cross a bf16 rounding step:
+        # measured up to 0.0026 between a text alone and in a batch of 300 (benchmarks/PRECISION.md)
+        assert a.scores == pytest.approx(b.scores, abs=3e-3 if native_bf16() else 2e-4)
     if hasattr(a, "label"):
         assert a.label == b.label
     else:

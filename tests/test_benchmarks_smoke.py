@@ -125,7 +125,7 @@ def test_run_all_copies_reports_in_order() -> None:
     from run_all import SECTIONS, section_body
 
     assert [name for _, name, _ in SECTIONS] == ["ZEROSHOT.md", "LEARNING_CURVE.md", "TUNE.md", "VISION.md",
-                                                 "DOCUMENTS.md", "SERVER.md", "QUANTIZE.md"]
+                                                 "DOCUMENTS.md", "SERVER.md", "QUANTIZE.md", "PRECISION.md"]
     body = section_body("# Title\n\n<!-- Generated -->\n\n## Means\ntext #1\n")
     assert body == ["", "", "### Means", "text #1"]
 
@@ -143,16 +143,29 @@ def test_server_report_from_saved_figures() -> None:
     assert f"ready {res['startup_s']} s" in md and "| job alone |" in md
 
 
-def test_quantize_report_from_saved_figures(tmp_path) -> None:
+def test_quantize_report_from_saved_figures(tmp_path, monkeypatch) -> None:
     import argparse
     import json
 
     from quantize import write
 
     res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "quantize.json").read_text())
-    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "Q.md")
+    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "Q.md", bf16=False)
     models = list(res["speed"])
     write(a, models, res["speed"], res["summary"], res["load_average"][0])
     md = a.md.read_text()
     assert md.startswith("# The standard model in int8") and "| eval/names mean accuracy (22 sets) |" in md
     assert f"--float {models[0]} --int8 {models[1]}" in md
+    # --bf16: the same report for float32 against bfloat16, with the image rows
+    res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "precision.json").read_text())
+    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "P.md", bf16=True, flt="minilm-l6-labelmatch")
+    models = [k for k in res["speed"] if k not in ("image", "batch_invariance")]
+    assert models == ["minilm-l6-labelmatch-float32", "minilm-l6-labelmatch"]
+    from quantize import float32_twin
+
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))  # restored after the test; float32_twin points it elsewhere
+    float32_twin(a.flt)  # the twin entry the report names (in a scratch CLASSER_HOME)
+    write(a, models, res["speed"], res["summary"], res["load_average"][0])
+    md = a.md.read_text()
+    assert md.startswith("# The standard model in bfloat16 against float32") and "CIFAR-10 10-shot accuracy" in md
+    assert "| classify_batch, AG News texts/s |" in md and "--bf16 --float minilm-l6-labelmatch" in md

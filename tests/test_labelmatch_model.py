@@ -84,11 +84,14 @@ def test_its_int8_copy_scores_close_to_float_and_tunes_in_float(monkeypatch) -> 
 def test_bfloat16_on_a_cpu_with_native_bf16_scores_like_float32(tmp_path, monkeypatch) -> None:
     import pytest
 
-    from classer_local.backends.sentence_transformers import SentenceTransformerEmbedder, bf16_wanted, native_bf16
+    from classer_local.backends._precision import bf16_wanted, native_bf16
+    from classer_local.backends.sentence_transformers import SentenceTransformerEmbedder
     from classer_local.errors import InvalidRequestError
 
     spec = registry.get(NAME)
     assert spec.options.get("cpu_dtype") == "bfloat16"  # the shipped default asks for it
+    listed = {m["name"]: m["precision"] for m in registry.models()}  # what `classer-local models list` shows
+    assert listed[NAME] == "bfloat16" and listed[NAME + "-int8"] == "int8" and listed["wordllama-l2-supercat"] == "float32"
     assert not bf16_wanted("bfloat16", "cuda") and not bf16_wanted("float32", "cpu") and not bf16_wanted(None, "cpu")
     assert not load_text(registry.get(NAME + "-int8"), "cpu").bf16  # int8 layers run integer kernels instead
     monkeypatch.setenv("CLASSER_HOME", str(tmp_path))  # an unknown dtype is refused when the entry is read

@@ -148,7 +148,6 @@ def quantize_wanted(kind: object, device: str) -> bool:
     return kind == "int8" and device == "cpu" and not switched_off("CLASSER_QUANTIZE")
 
 
-
 def quantized_copy(model):
     """A copy of the SentenceTransformer ``model`` whose transformer's Linear layers are int8
     (weights per output channel, activations quantised per call): 2.2x the texts/s of float32

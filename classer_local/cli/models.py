@@ -55,7 +55,7 @@ def run_list(args: argparse.Namespace) -> int:
     from classer_local.registry import models
 
     rows = models()
-    emit(args, rows, table(rows, ("name", "kind", "backend", "dim", "installed", "default_for")))
+    emit(args, rows, table(rows, ("name", "kind", "backend", "dim", "precision", "installed", "default_for")))
     return 0
 
 
