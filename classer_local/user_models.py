@@ -46,7 +46,7 @@ def add(name: str, local_dir: str | os.PathLike[str], *, query_prefix: str = "",
     ``quantize="int8"``: run its linear layers in int8 on the CPU (faster, a little less accurate:
     benchmarks/QUANTIZE.md measured 2.2x and -2.5 points on the standard model).
     ``cpu_dtype``: ``"bfloat16"`` (matrix products in bfloat16 on a CPU that has native bfloat16
-    units, float32 elsewhere; about 1.9x the texts/s on MiniLM at cosine 0.99997 to float32) or
+    units, float32 elsewhere; about 1.8x the texts/s on MiniLM, accuracy unchanged: benchmarks/PRECISION.md) or
     ``"float32"``."""
     if not name or set(name) - NAME_CHARS or len(name) > 64:
         raise InvalidRequestError("model_name_invalid", "A model name is 1-64 of a-z, 0-9, '-', '_', '.'.", {"name": name})

@@ -33,7 +33,7 @@ def register(sub: Subparsers) -> None:
                     help="run its linear layers in int8 on the CPU: faster, a little less accurate")
     ma.add_argument("--cpu-dtype", choices=["bfloat16", "float32"], default="bfloat16",
                     help="bfloat16 (default): matrix products in bfloat16 where the CPU has native bfloat16 units "
-                         "(about 1.9x faster, same answers to 4 decimals), float32 elsewhere")
+                         "(about 1.8x faster, same accuracy), float32 elsewhere")
     add_json(ma)
     ma.set_defaults(func=run_add)
     mc = msub.add_parser("calibrate", help="fit a model's confidences on labelled rows (JSONL text/label)")
