@@ -71,3 +71,27 @@ def test_foreign_examples_warn_on_an_english_model():
         clf = cl.Classifier(labels=["sports", "politics"], examples={"sports": german, "politics": POLITICS}).build()
     assert clf.example_report_.foreign == {"de": 2}
     assert clf.example_report_.as_dict()["foreign"] == {"de": 2}
+
+
+def test_out_of_fold_heads_fit_in_parallel_with_the_same_choice():
+    from classer_local.heads import ExampleHeads
+    from classer_local.scoring import log_softmax
+
+    rng = np.random.default_rng(0)
+    k, per, d = 6, 20, 32
+    centres = rng.normal(size=(k, d))
+    y = np.repeat(np.arange(k), per)
+    X = (centres[y] + 1.5 * rng.normal(size=(len(y), d))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    prior = log_softmax(rng.normal(size=(len(y), k)))  # a weak, noisy name prior
+    runs = []
+    for workers in (1, 2):
+        heads = ExampleHeads(k, weight=0.5, C=10.0)
+        heads.head_labels = np.arange(k)
+        heads.select_blend(X, y, prior, min_cv=4, workers=workers)
+        runs.append(heads)
+    one, two = runs
+    assert one.selection["fold_workers"] == 1 and two.selection["fold_workers"] == 2
+    assert {**one.selection, "fold_workers": 0} == {**two.selection, "fold_workers": 0}
+    assert (one.kind, one.weight, one.temperature, one.centroid_temperature) == \
+        (two.kind, two.weight, two.temperature, two.centroid_temperature)
