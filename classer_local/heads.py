@@ -35,6 +35,24 @@ MIN_CV_PER_LABEL = 16
 PARALLEL_FOLDS_FROM = 50_000
 
 
+def run_folds(held_out: Callable[[int], None], folds: int, cells: int, workers: int | None = None) -> int:
+    """``held_out(f)`` for every fold, in a thread pool when ``workers`` (default: the free cores,
+    from ``PARALLEL_FOLDS_FROM`` cells on) is above one, each fold's L-BFGS on one BLAS thread;
+    returns how many ran at once."""
+    if workers is None:
+        workers = threads.choose(threads.SMALL_WORK) if cells >= PARALLEL_FOLDS_FROM else 1
+    workers = max(1, min(folds, workers))
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with threads.single_blas(), ThreadPoolExecutor(workers, thread_name_prefix="classer-folds") as pool:
+            list(pool.map(held_out, range(folds)))  # list(): a fold's exception is raised here
+    else:
+        for f in range(folds):
+            held_out(f)
+    return workers
+
+
 def blend_logp(prior_logp: np.ndarray, head_logp: np.ndarray, cols: np.ndarray, weight: float,
                temperature: float) -> np.ndarray:
     """The prior blended with a head over labels ``cols``; other labels keep their prior mass."""
@@ -151,17 +169,7 @@ class ExampleHeads:
             oof["lr"][te] = SoftmaxHead(k, C=self.C, max_iter=100).fit(X[tr], y[tr]).predict_log_proba(X[te])
             oof_sims[te] = X[te] @ centroids_of(X[tr], y[tr], k).T
 
-        if workers is None:
-            workers = threads.choose(threads.SMALL_WORK) if len(y) * k >= PARALLEL_FOLDS_FROM else 1
-        workers = max(1, min(folds, workers))
-        if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with threads.single_blas(), ThreadPoolExecutor(workers, thread_name_prefix="classer-folds") as pool:
-                list(pool.map(held_out, range(folds)))  # list(): a fold's exception is raised here
-        else:
-            for f in range(folds):
-                held_out(f)
+        workers = run_folds(held_out, folds, len(y) * k, workers)
         self.centroid_temperature = fit_temperature(oof_sims, y)
         oof["centroid"] = scoring.log_softmax(oof_sims / self.centroid_temperature)
         rows = np.arange(len(y))
@@ -269,24 +277,29 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
 def cross_validated_tag(X: np.ndarray, owners: Sequence[Sequence[int]], n_labels: int, prior_z: np.ndarray,
                         fit_heads: Callable[[np.ndarray, list[list[int]]], ExampleHeads], folds: int = 4,
-                        min_positives: int = MIN_POSITIVES_FOR_THRESHOLD) -> tuple[tuple[float, float], np.ndarray]:
+                        min_positives: int = MIN_POSITIVES_FOR_THRESHOLD,
+                        workers: int | None = None) -> tuple[tuple[float, float], np.ndarray]:
     """Tag calibration from out-of-fold logits of every example against every label.
 
     Returns the Platt scaling ``(a, b)`` of those logits, and per label the threshold that
     maximises the out-of-fold F1 of the calibrated confidences (NaN for labels with fewer than
     ``min_positives`` examples: they keep the classifier's threshold). ``prior_z`` is each
-    example's prior tag logits; ``fit_heads`` fits heads on a fold's rows.
+    example's prior tag logits; ``fit_heads`` fits heads on a fold's rows. ``workers``: folds
+    fitted at once, as in ``ExampleHeads.select_blend`` (the same result for any number).
     """
     Y = np.zeros((len(owners), n_labels))
     for r, o in enumerate(owners):
         Y[r, o] = 1.0
     fold = np.random.default_rng(0).permutation(len(owners)) % folds
     logits = np.zeros_like(Y)
-    for f in range(folds):
+
+    def held_out(f: int) -> None:  # each fold writes its own rows
         train = np.flatnonzero(fold != f)
         test = fold == f
         heads = fit_heads(X[train], [list(owners[r]) for r in train])
         logits[test] = heads.tag_logits(prior_z[test], X[test])
+
+    run_folds(held_out, folds, len(owners) * n_labels, workers)
     # Platt's smoothed targets: with a few dozen examples the logits are often separable, and
     # 0/1 targets would send the slope (and the confidences) to the extremes.
     pos = Y.sum()

@@ -95,3 +95,22 @@ def test_out_of_fold_heads_fit_in_parallel_with_the_same_choice():
     assert {**one.selection, "fold_workers": 0} == {**two.selection, "fold_workers": 0}
     assert (one.kind, one.weight, one.temperature, one.centroid_temperature) == \
         (two.kind, two.weight, two.temperature, two.centroid_temperature)
+
+
+def test_tag_calibration_folds_in_parallel_give_the_same_thresholds():
+    from classer_local.heads import ExampleHeads, cross_validated_tag
+
+    rng = np.random.default_rng(1)
+    k, n, d = 5, 150, 24
+    centres = rng.normal(size=(k, d))
+    owners = [sorted(set(rng.choice(k, size=rng.integers(1, 3), replace=False).tolist())) for _ in range(n)]
+    X = np.stack([centres[o].sum(0) + rng.normal(size=d) for o in owners]).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    prior_z = rng.normal(size=(n, k))
+
+    def fit(Xf, of):
+        return ExampleHeads.fit(Xf, of, k, prior_k=4.0, C=10.0, classify_head=False)
+
+    (a1, b1), t1 = cross_validated_tag(X, owners, k, prior_z, fit, workers=1)
+    (a2, b2), t2 = cross_validated_tag(X, owners, k, prior_z, fit, workers=2)
+    assert (a1, b1) == (a2, b2) and np.array_equal(t1, t2, equal_nan=True) and np.isfinite(t1).any()
