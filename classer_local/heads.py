@@ -181,7 +181,8 @@ class ExampleHeads:
         scored = [(*score(kind, w), kind, w) for kind in HEAD_KINDS for w in BLEND_WEIGHTS]
         acc, _, kind, w = max(scored)
         default_acc = score("lr", self.weight)[0]
-        self.selection = {"folds": folds, "fold_workers": workers, "oof_accuracy_prior": float((prior_logp.argmax(axis=1) == truth).mean()),
+        self.selection = {"folds": folds, "fold_workers": workers,
+                          "oof_accuracy_prior": float((prior_logp.argmax(axis=1) == truth).mean()),
                           "oof_accuracy_default": default_acc, "oof_accuracy_best": acc}
         # Fourteen candidates scored on a few dozen rows: the best one wins by luck as often as not.
         # Leave the default blend (fitted on five datasets' training pools) only for a clear gain:

@@ -169,12 +169,16 @@ def _overlay(into: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
 CPU_DTYPES = ("float32", "bfloat16")  # models.toml cpu_dtype (backends/_precision.py)
 
 
+def check_cpu_dtype(name: str, cpu_dtype: object) -> None:
+    """Refuse a ``cpu_dtype`` other than ``CPU_DTYPES`` (``model_config_invalid``)."""
+    if cpu_dtype not in CPU_DTYPES:
+        raise InvalidRequestError("model_config_invalid", f"Model {name!r}: cpu_dtype must be one of "
+                                  f"{', '.join(CPU_DTYPES)}, not {cpu_dtype!r}.", {"model": name, "cpu_dtype": cpu_dtype})
+
+
 def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
     options = {k: v for k, v in entry.items() if k not in _KNOWN}
-    if options.get("cpu_dtype", "float32") not in CPU_DTYPES:
-        raise InvalidRequestError("model_config_invalid", f"Model {name!r}: cpu_dtype must be one of "
-                                  f"{', '.join(CPU_DTYPES)}, not {options['cpu_dtype']!r}.",
-                                  {"model": name, "cpu_dtype": options["cpu_dtype"]})
+    check_cpu_dtype(name, options.get("cpu_dtype", "float32"))
     return ModelSpec(name=name, options=options, **{k: v for k, v in entry.items() if k in _KNOWN})
 
 

@@ -52,9 +52,7 @@ def add(name: str, local_dir: str | os.PathLike[str], *, query_prefix: str = "",
         raise InvalidRequestError("model_name_invalid", "A model name is 1-64 of a-z, 0-9, '-', '_', '.'.", {"name": name})
     if quantize not in (None, "int8"):
         raise InvalidRequestError("quantize_invalid", 'quantize is "int8" or nothing.', {"quantize": quantize})
-    if cpu_dtype not in registry.CPU_DTYPES:
-        raise InvalidRequestError("model_config_invalid", f"cpu_dtype is one of {', '.join(registry.CPU_DTYPES)}.",
-                                  {"cpu_dtype": cpu_dtype})
+    registry.check_cpu_dtype(name, cpu_dtype)  # before anything is written
     folder = Path(local_dir).expanduser().resolve()
     if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
         raise InvalidRequestError("model_folder_invalid", f"{folder} is not a sentence-transformers model folder "

@@ -10,7 +10,7 @@ models.toml entry.
 One forward pass gives both outputs the visual scorer needs: the pooled 1280-d features
 (image prototypes, few-shot) and the 1000 ImageNet class probabilities (zero-shot, ConSE).
 
-The network runs channels-last (NHWC), which oneDNN's depthwise convolutions read about 1.7x
+The network runs channels-last (NHWC), which oneDNN's depthwise convolutions read about 1.6x
 faster than NCHW at the same float32 result, and under bfloat16 autocast where the entry says
 ``cpu_dtype = "bfloat16"`` and the CPU has native bfloat16 units (``_precision``).
 
