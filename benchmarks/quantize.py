@@ -1,13 +1,17 @@
-"""The standard model against its int8 copy (``quantize = "int8"`` in models.toml), or with
-``--bf16`` its float32 run against its bfloat16 run (``cpu_dtype = "bfloat16"``).
+"""The standard model against its int8 copy (``quantize = "int8"`` in models.toml), with
+``--bf16`` its float32 run against its bfloat16 run (``cpu_dtype = "bfloat16"``), or with
+``--onnx`` its float32 run in torch against the same in ONNX Runtime (``cpu_runtime``).
 
     python benchmarks/quantize.py --data ../shared/evaldata --broad ../shared/trainingdata/eval \
         [--float minilm-l6-labelmatch] [--int8 minilm-l6-labelmatch-int8] [--rows 500] [--reps 3]
     python benchmarks/quantize.py --bf16 ...    # writes PRECISION.md and results/precision.json
+    python benchmarks/quantize.py --onnx ...    # writes RUNTIME.md and results/runtime.json
 
 ``--bf16`` adds a float32 twin of ``--float`` (``like`` it, ``cpu_dtype = "float32"``) to a
 scratch ``CLASSER_HOME``'s models.json and compares the two; on a CPU without native bfloat16
-both run float32 and the report says so.
+both run float32 and the report says so. ``--onnx`` adds two float32 twins, one with
+``cpu_runtime = "torch"``, and also times a cold start: a new process's first ``classify``
+(interpreter start included), the two runtimes alternating, the graph already exported.
 
 Same run, same texts, the two models' calls interleaved:
 
@@ -157,34 +161,69 @@ def image_speed(data: Path, reps: int, n: int = 128) -> dict[str, Any]:
             "top1_imagenet_agree": float(np.mean(pa.argmax(1) == pb.argmax(1)))}
 
 
-def float32_twin(name: str) -> str:
-    """A user entry running ``name`` in float32 (a scratch CLASSER_HOME, never the user's)."""
+def twins(entries: dict[str, dict[str, Any]]) -> list[str]:
+    """User entries (``like`` others, a scratch CLASSER_HOME, never the user's); their names."""
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="classer_precision_"))
-    twin = f"{name}-float32"
-    entries = {twin: {"like": name, "cpu_dtype": "float32"}, IMAGE_TWIN: {"like": "efficientnet-lite0", "cpu_dtype": "float32"}}
     (home / "models.json").write_text(json.dumps({"models": entries}))
     os.environ["CLASSER_HOME"] = str(home)
-    return twin
+    return list(entries)
+
+
+def float32_twin(name: str) -> str:
+    """A user entry running ``name`` in float32 (and the image model's float32 twin)."""
+    return twins({f"{name}-float32": {"like": name, "cpu_dtype": "float32"},
+                  IMAGE_TWIN: {"like": "efficientnet-lite0", "cpu_dtype": "float32"}})[0]
+
+
+def runtime_twins(name: str) -> list[str]:
+    """``name`` in float32 on torch, and in float32 as it runs by default (ONNX Runtime where installed)."""
+    return twins({f"{name}-torch": {"like": name, "cpu_dtype": "float32", "cpu_runtime": "torch"},
+                  f"{name}-fp32": {"like": name, "cpu_dtype": "float32"}})
+
+
+def cold_start(models: list[str], reps: int) -> dict[str, dict[str, float]]:
+    """Seconds from starting a Python process to its first ``classify`` answer (cache off), per
+    model, the models alternating; median and the runs. Also whether torch was imported."""
+    import subprocess
+
+    code = ("import sys, time; t0 = time.perf_counter(); import classer_local as cl; "
+            "cl.classify('I cannot sign in to my account', labels=['billing', 'technical', 'sales'], model=sys.argv[1], "
+            "cache=False); print(time.perf_counter() - t0, 'torch' in sys.modules)")
+    runs: dict[str, list[float]] = {m: [] for m in models}
+    torch_loaded: dict[str, bool] = {}
+    for _ in range(reps):
+        for m in models:
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", code, m], capture_output=True, text=True, check=True)
+            runs[m].append(time.perf_counter() - t)
+            torch_loaded[m] = out.stdout.split()[-1] == "True"
+    return {m: {"median_s": float(np.median(v)), "runs_s": v, "torch_imported": torch_loaded[m]} for m, v in runs.items()}
 
 
 def precisions(models: list[str]) -> list[str]:
-    """What each model ran in on this machine."""
+    """What each model ran in on this machine (and in which runtime, where ONNX Runtime ran it)."""
     from classer_local import registry
     from classer_local.backends import load_text
 
     out = []
     for m in models:
         emb = load_text(registry.get(m), "cpu")
-        out.append("int8" if getattr(emb, "quantized", False) else "bfloat16" if getattr(emb, "bf16", False) else "float32")
+        kind = "int8" if getattr(emb, "quantized", False) else "bfloat16" if getattr(emb, "bf16", False) else "float32"
+        onnx = getattr(emb, "onnx_encoder", lambda: None)()
+        out.append(f"{kind} {'ONNX Runtime' if onnx is not None else 'torch'}")
     return out
 
 
 def write(a: argparse.Namespace, models: list[str], sp: dict[str, Any], summary: dict[str, Any], load: list[float]) -> None:
     f, q = models
     pf, pq = precisions(models)
-    if a.bf16:
+    if a.onnx:
+        title, command = "The standard model in ONNX Runtime against torch (float32 both)", f"--onnx --float {a.flt}"
+        about = [f"- `{f}` ran in {pf}, `{q}` in {pq}: the same weights, tokenizer, windows and calibration; the "
+                 "exported graph is the whole SentenceTransformer forward (`backends/_onnx.py`)"]
+    elif a.bf16:
         from classer_local.backends._precision import native_bf16
 
         title, command = "The standard model in bfloat16 against float32", f"--bf16 --float {a.flt}"
@@ -209,6 +248,12 @@ def write(a: argparse.Namespace, models: list[str], sp: dict[str, Any], summary:
                        ("single_p50_ms", "warm classify p50, ms"),
                        ("fit_8shot_banking77_s", "8-shot Banking77 fit, s")):
         lines.append(f"| {label} | {sp[f][key]:.1f} | {sp[q][key]:.1f} | {sp[q][key] / sp[f][key]:.2f} |")
+    cold = sp.get("cold_start")
+    if cold:
+        runs = " / ".join(", ".join(f"{x:.1f}" for x in cold[m]["runs_s"]) for m in models)
+        lines.append(f"| cold start: a new process to its first `classify`, s (runs {runs}; torch imported: "
+                     f"{'yes' if cold[f]['torch_imported'] else 'no'} / {'yes' if cold[q]['torch_imported'] else 'no'}) | "
+                     f"{cold[f]['median_s']:.2f} | {cold[q]['median_s']:.2f} | {cold[q]['median_s'] / cold[f]['median_s']:.2f} |")
     inv = sp.get("batch_invariance")
     if inv:
         lines.append(f"| a text alone against in a batch of 300: largest confidence change (p99), answers changed "
@@ -243,19 +288,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--float", dest="flt", default="minilm-l6-labelmatch")
     ap.add_argument("--int8", default="minilm-l6-labelmatch-int8")
     ap.add_argument("--bf16", action="store_true", help="--float in float32 against --float as it runs (bfloat16)")
+    ap.add_argument("--onnx", action="store_true", help="--float in float32 on torch against ONNX Runtime")
     ap.add_argument("--rows", type=int, default=500)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sets", default="", help="only these set names (comma-separated)")
-    ap.add_argument("--out", type=Path, default=None, help="default results/quantize.json (--bf16: precision.json)")
-    ap.add_argument("--md", type=Path, default=None, help="default QUANTIZE.md (--bf16: PRECISION.md)")
+    ap.add_argument("--out", type=Path, default=None, help="default results/quantize.json (--bf16: precision.json, --onnx: runtime.json)")
+    ap.add_argument("--md", type=Path, default=None, help="default QUANTIZE.md (--bf16: PRECISION.md, --onnx: RUNTIME.md)")
     a = ap.parse_args(argv)
-    stem = "precision" if a.bf16 else "quantize"
+    stem = "runtime" if a.onnx else "precision" if a.bf16 else "quantize"
     a.out = a.out or HERE / "results" / f"{stem}.json"
     a.md = a.md or HERE / f"{stem.upper()}.md"
-    models = [float32_twin(a.flt), a.flt] if a.bf16 else [a.flt, a.int8]
+    models = runtime_twins(a.flt) if a.onnx else [float32_twin(a.flt), a.flt] if a.bf16 else [a.flt, a.int8]
     load = list(os.getloadavg())
     sp = speed(models, a.data, a.reps)
-    if a.bf16:
+    if a.onnx:
+        sp["cold_start"] = cold_start(models, a.reps)
+        sp["batch_invariance"] = batch_invariance(models, a.data)
+    elif a.bf16:
         sp["batch_invariance"] = batch_invariance(models, a.data)
         sp["image"] = image_speed(a.data, a.reps)
     for k, v in sp.items():

@@ -9,6 +9,7 @@ switched off before any model library is imported.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 # No code path of ours downloads weights; make sure the libraries we call agree.
@@ -47,11 +48,20 @@ def resolve_device(device: str | None = "auto") -> str:
     device = device or os.environ.get("CLASSER_DEVICE") or "auto"
     if device != "auto":
         return device
+    if "torch" not in sys.modules and not _nvidia_driver():
+        return "cpu"  # no GPU driver, so no CUDA: importing torch (seconds) to ask would change nothing
     try:
         import torch
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _nvidia_driver() -> bool:
+    """Whether an NVIDIA kernel driver may be present: True off Linux, where this cannot be told."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/proc/driver/nvidia/version") or any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def env_flag(name: str, default: bool) -> bool:

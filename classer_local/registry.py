@@ -176,9 +176,20 @@ def check_cpu_dtype(name: str, cpu_dtype: object) -> None:
                                   f"{', '.join(CPU_DTYPES)}, not {cpu_dtype!r}.", {"model": name, "cpu_dtype": cpu_dtype})
 
 
+CPU_RUNTIMES = ("onnx", "torch")  # models.toml cpu_runtime (backends/_onnx.py); onnx where it is installed
+
+
+def check_cpu_runtime(name: str, runtime: object) -> None:
+    """Refuse a ``cpu_runtime`` other than ``CPU_RUNTIMES`` (``model_config_invalid``)."""
+    if runtime not in CPU_RUNTIMES:
+        raise InvalidRequestError("model_config_invalid", f"Model {name!r}: cpu_runtime must be one of "
+                                  f"{', '.join(CPU_RUNTIMES)}, not {runtime!r}.", {"model": name, "cpu_runtime": runtime})
+
+
 def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
     options = {k: v for k, v in entry.items() if k not in _KNOWN}
     check_cpu_dtype(name, options.get("cpu_dtype", "float32"))
+    check_cpu_runtime(name, options.get("cpu_runtime", "onnx"))
     return ModelSpec(name=name, options=options, **{k: v for k, v in entry.items() if k in _KNOWN})
 
 

@@ -143,8 +143,9 @@ def choose(work: int, sharing: int = 1) -> int:
 
 
 def _set(n: int) -> None:
-    import torch
-
+    torch = sys.modules.get("torch")
+    if torch is None:  # nothing has imported torch (numpy backends, ONNX Runtime): no setting to keep
+        return
     if torch.get_num_threads() != n:  # this OS thread's own setting (anyone may have changed it)
         torch.set_num_threads(n)
 

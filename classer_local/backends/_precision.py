@@ -29,13 +29,30 @@ def bf16_wanted(kind: object, device: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (oneDNN's own check)."""
+    """Whether this CPU multiplies bfloat16 matrices in hardware (oneDNN's own check, asked only
+    where the CPU's flags allow it: on Linux, without avx512_bf16 or amx_bf16 the answer is no
+    and torch is not imported for it)."""
+    flags = _cpu_flags()
+    if flags is not None and not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
     import torch
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # pragma: no cover - a torch build without oneDNN
         return False
+
+
+def _cpu_flags() -> set[str] | None:
+    """The first CPU's flags from /proc/cpuinfo (None where there is no such file)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
 
 
 def cpu_autocast(on: bool) -> contextlib.AbstractContextManager:
