@@ -169,6 +169,9 @@ def test_image_model_by_name(home: Path) -> None:
 def test_models_list(home: Path) -> None:
     rows = json.loads(run(home, "models", "list", "--json").stdout)
     assert {"all-minilm-l6-v2", "wordllama-l2-supercat"} <= {r["name"] for r in rows}
+    runtime = {r["name"]: r["cpu_runtime"] for r in rows}
+    assert runtime["wordllama-l2-supercat"] == "numpy" and runtime["minilm-l6-labelmatch-int8"] == "torch int8"
+    assert runtime["minilm-l6-labelmatch"] in ("onnx", "torch bfloat16")  # bfloat16 where the CPU has it natively
     assert "standard" in run(home, "models", "list").stdout
 
 

@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ..registry import ModelSpec
 
-__all__ = ["TextEmbedder", "load_image", "load_text"]
+__all__ = ["TextEmbedder", "cpu_runtime", "load_image", "load_text"]
 
 
 class TextEmbedder(Protocol):
@@ -70,6 +70,27 @@ TEXT_BACKENDS = {
     "use-multilingual": ".use_multilingual.USEMultilingualEmbedder",
 }
 IMAGE_BACKENDS: dict[str, str] = {"timm": ".timm_image.TimmImageEmbedder", "open-clip": ".open_clip.OpenCLIPEmbedder"}
+
+
+def cpu_runtime(spec: ModelSpec) -> str:
+    """What runs ``spec`` on this machine's CPU: ``"numpy"``, ``"onnx"`` (ONNX Runtime) or
+    ``"torch"``, with ``" bfloat16"`` / ``" int8"`` where torch runs it so (``models list``)."""
+    if spec.backend in CPU_BACKENDS:
+        return "numpy"
+    from ._precision import bf16_wanted
+
+    quantized = spec.backend == "sentence-transformers" and spec.options.get("quantize") == "int8"
+    if quantized:
+        from .sentence_transformers import quantize_wanted
+
+        quantized = quantize_wanted("int8", "cpu")
+    bf16 = not quantized and bf16_wanted(spec.options.get("cpu_dtype"), "cpu")
+    if spec.backend == "sentence-transformers":
+        from . import _onnx
+
+        if _onnx.wanted("cpu", quantized=quantized, bf16=bf16, runtime=spec.options.get("cpu_runtime")):
+            return "onnx"
+    return "torch int8" if quantized else "torch bfloat16" if bf16 else "torch"
 
 
 def load_text(spec: ModelSpec, device: str | None = "auto") -> TextEmbedder:

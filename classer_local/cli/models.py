@@ -52,10 +52,14 @@ def register(sub: Subparsers) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from classer_local.registry import models
+    from classer_local import registry
+    from classer_local.backends import cpu_runtime
 
-    rows = models()
-    emit(args, rows, table(rows, ("name", "kind", "backend", "dim", "precision", "installed", "default_for")))
+    rows = registry.models()
+    for row in rows:  # what runs it here (the entry's precision applies only where the CPU allows it)
+        row["cpu_runtime"] = cpu_runtime(registry.get(row["name"]))
+    emit(args, rows, table(rows, ("name", "kind", "backend", "dim", "precision", "cpu_runtime", "installed",
+                                  "default_for")))
     return 0
 
 
