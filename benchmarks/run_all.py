@@ -1,7 +1,7 @@
 """Every benchmark in one run: accuracy beside few-shot peers, multi-label tag and calibration,
 speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png, and
 copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS, SERVER,
-QUANTIZE and PRECISION.md: rerun those scripts to refresh their sections).
+QUANTIZE, PRECISION and RUNTIME.md: rerun those scripts, then ``--refresh-sections`` to recopy them).
 
     python benchmarks/run_all.py --data ../shared/evaldata [--quick] [--device cpu|cuda]
 
@@ -73,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--setfit-full", action="store_true", help="SetFit's full protocol: N = 8,64, 5 seeds, no cap")
     ap.add_argument("--setfit-goemotions", type=int, default=0, help="also train SetFit on K GoEmotions rows per label")
     ap.add_argument("--skip", default="", help="sections to skip: accuracy,multilabel,speed")
+    ap.add_argument("--refresh-sections", action="store_true",
+                    help="only recopy the other scripts' reports into the existing --out (nothing is measured)")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--plots", type=Path, default=HERE / "plots")
     ap.add_argument("--json", type=Path, default=None, help="also dump the raw figures as JSON here")
@@ -279,7 +281,8 @@ SECTIONS = (("Zero-shot", "ZEROSHOT.md", "zeroshot.py"),
             ("Documents", "DOCUMENTS.md", "documents.py"),
             ("Server", "SERVER.md", "server.py"),
             ("The standard model in int8", "QUANTIZE.md", "quantize.py"),
-            ("bfloat16 on the CPU", "PRECISION.md", "quantize.py --bf16"))
+            ("bfloat16 on the CPU", "PRECISION.md", "quantize.py --bf16"),
+            ("ONNX Runtime on the CPU", "RUNTIME.md", "quantize.py --onnx"))
 
 
 def section_body(text: str) -> list[str]:
@@ -436,21 +439,31 @@ def write_report(res: dict[str, Any], args: argparse.Namespace, command: str, st
         w("")
         w("![speed](plots/speed.png)")
         w("")
+    L.extend(copied_sections(res["notes"]))
+    return "\n".join(L)
+
+
+def copied_sections(notes: list[str]) -> list[str]:
+    """The reports other scripts wrote, each under its own heading, then the notes."""
+    L: list[str] = []
     for title, name, _ in SECTIONS:
         path = HERE / name
         if path.exists():  # made by their own scripts (their command, machine and load are in the section)
-            w(f"## {title} (from [{name}]({name}))")
-            w("")
-            L.extend(section_body(path.read_text()))
-            w("")
-    w("## Notes")
-    w("")
-    w("- Reports made by their own scripts and copied above: " + ", ".join(
-        f"[{name}]({name}) (`benchmarks/{script}`)" for _, name, script in SECTIONS) + ".")
-    for note in res["notes"]:
-        w(f"- {note}")
-    w("")
-    return "\n".join(L)
+            L += [f"## {title} (from [{name}]({name}))", "", *section_body(path.read_text()), ""]
+    L += ["## Notes", "", "- Reports made by their own scripts and copied above: " + ", ".join(
+        f"[{name}]({name}) (`benchmarks/{script}`)" for _, name, script in SECTIONS) + "."]
+    return L + [f"- {note}" for note in notes] + [""]
+
+
+def refresh_sections(path: Path) -> None:
+    """Rewrite only the copied reports (and the notes) at the end of an existing RESULTS.md, after
+    one of those scripts ran again: the figures this script measured stay as they were."""
+    lines = path.read_text().splitlines()
+    heads = {f"## {title} (from [{name}]({name}))" for title, name, _ in SECTIONS} | {"## Notes"}
+    cut = next(i for i, ln in enumerate(lines) if ln in heads or (ln.startswith("## ") and "(from [" in ln))
+    notes_at = lines.index("## Notes")
+    notes = [ln[2:] for ln in lines[notes_at + 3:] if ln.startswith("- ")]  # after the list of reports
+    path.write_text("\n".join(lines[:cut] + copied_sections(notes)))
 
 
 def setfit_note(acc: dict[str, Any], args: argparse.Namespace) -> str:
@@ -481,6 +494,10 @@ def setfit_note(acc: dict[str, Any], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.refresh_sections:
+        refresh_sections(args.out)
+        print(f"recopied {', '.join(name for _, name, _ in SECTIONS)} into {args.out}")
+        return {}
     command = "python benchmarks/run_all.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     started = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.perf_counter()

@@ -125,9 +125,25 @@ def test_run_all_copies_reports_in_order() -> None:
     from run_all import SECTIONS, section_body
 
     assert [name for _, name, _ in SECTIONS] == ["ZEROSHOT.md", "LEARNING_CURVE.md", "TUNE.md", "VISION.md",
-                                                 "DOCUMENTS.md", "SERVER.md", "QUANTIZE.md", "PRECISION.md"]
+                                                 "DOCUMENTS.md", "SERVER.md", "QUANTIZE.md", "PRECISION.md",
+                                                 "RUNTIME.md"]
     body = section_body("# Title\n\n<!-- Generated -->\n\n## Means\ntext #1\n")
     assert body == ["", "", "### Means", "text #1"]
+
+
+def test_run_all_refreshes_only_the_copied_reports(tmp_path) -> None:
+    from run_all import HERE, SECTIONS, refresh_sections
+
+    own = "# Benchmark results\n\n## Goals\n\n| goal | measured |\n|---|---|\n| speed | 1.84 x |\n\n"
+    old = own + "## Zero-shot (from [ZEROSHOT.md](ZEROSHOT.md))\n\nstale figures\n\n## Notes\n\n- Reports: old.\n- a note\n"
+    out = tmp_path / "RESULTS.md"
+    out.write_text(old)
+    refresh_sections(out)
+    new = out.read_text()
+    assert new.startswith(own) and "stale figures" not in new and new.endswith("- a note\n")
+    heads = [ln for ln in new.splitlines() if ln.startswith("## ") and "(from [" in ln]
+    assert heads == [f"## {t} (from [{n}]({n}))" for t, n, _ in SECTIONS if (HERE / n).exists()]
+    assert "RUNTIME.md" in new.split("## Notes")[1]
 
 
 def test_server_report_from_saved_figures() -> None:
@@ -150,7 +166,7 @@ def test_quantize_report_from_saved_figures(tmp_path, monkeypatch) -> None:
     from quantize import write
 
     res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "quantize.json").read_text())
-    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "Q.md", bf16=False)
+    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "Q.md", bf16=False, onnx=False)
     models = list(res["speed"])
     write(a, models, res["speed"], res["summary"], res["load_average"][0])
     md = a.md.read_text()
@@ -158,7 +174,7 @@ def test_quantize_report_from_saved_figures(tmp_path, monkeypatch) -> None:
     assert f"--float {models[0]} --int8 {models[1]}" in md
     # --bf16: the same report for float32 against bfloat16, with the image rows
     res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "precision.json").read_text())
-    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "P.md", bf16=True, flt="minilm-l6-labelmatch")
+    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "P.md", bf16=True, onnx=False, flt="minilm-l6-labelmatch")
     models = [k for k in res["speed"] if k not in ("image", "batch_invariance")]
     assert models == ["minilm-l6-labelmatch-float32", "minilm-l6-labelmatch"]
     from quantize import float32_twin
@@ -169,3 +185,15 @@ def test_quantize_report_from_saved_figures(tmp_path, monkeypatch) -> None:
     md = a.md.read_text()
     assert md.startswith("# The standard model in bfloat16 against float32") and "CIFAR-10 10-shot accuracy" in md
     assert "| classify_batch, AG News texts/s |" in md and "--bf16 --float minilm-l6-labelmatch" in md
+    # --onnx: float32 in torch against ONNX Runtime, with the cold start row
+    res = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "runtime.json").read_text())
+    a = argparse.Namespace(rows=500, reps=3, md=tmp_path / "R.md", bf16=False, onnx=True, flt="minilm-l6-labelmatch")
+    models = [k for k in res["speed"] if k not in ("cold_start", "batch_invariance")]
+    assert models == ["minilm-l6-labelmatch-torch", "minilm-l6-labelmatch-fp32"]
+    from quantize import runtime_twins
+
+    runtime_twins(a.flt)
+    write(a, models, res["speed"], res["summary"], res["load_average"][0])
+    md = a.md.read_text()
+    assert md.startswith("# The standard model in ONNX Runtime against torch") and "| cold start:" in md
+    assert "--onnx --float minilm-l6-labelmatch" in md and "| dev/described mean accuracy (5 sets) |" in md

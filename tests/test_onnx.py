@@ -43,6 +43,7 @@ def test_graph_gives_torchs_vectors_and_tokenizer_ids(fresh_home: Path) -> None:
     assert emb.onnx_encoder() is not None  # exported on first use
     files = list((fresh_home / "onnx").glob("*.onnx"))
     assert len(files) == 1 and files[0].name == _onnx.graph_path(_folders(emb.spec), fresh_home / "onnx").name
+    assert json.loads(files[0].with_suffix(".json").read_text())["max_seq_length"] == emb.model.max_seq_length == 256
     hf = emb.tokenizer(TEXTS, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     assert emb._fast(TEXTS) == hf
     assert emb._fast.pad_id == emb.tokenizer.pad_token_id
@@ -78,6 +79,7 @@ def test_a_broken_graph_file_is_exported_again(fresh_home: Path) -> None:
     spec = registry.get(NAME)
     path = _onnx.graph_path(_folders(spec), _onnx.folder())
     path.write_bytes(b"not an onnx graph")
+    path.with_suffix(".json").write_text(json.dumps({"max_seq_length": 256}))
     emb = SentenceTransformerEmbedder(spec, "cpu")  # the file does not load: removed, torch loaded instead
     assert not path.exists() and emb._onnx is None
     vec = emb.encode(["a new card please"])  # first encode exports a good one

@@ -148,3 +148,34 @@ def test_a_user_chooses_the_model_of_a_tier(tmp_path: Path, monkeypatch, capsys:
     assert main(["models", "default", "standard", "--json"]) == 0  # no name: the package's again
     assert json.loads(capsys.readouterr().out)["standard"] == package["standard"]
     assert registry.get("standard").name == package["standard"]
+
+
+def test_added_model_runs_in_onnx_runtime_unless_told_torch(tiny_model: Path, monkeypatch) -> None:
+    from classer_local.backends import _onnx, cpu_runtime
+    from classer_local.backends.sentence_transformers import SentenceTransformerEmbedder
+
+    if not (_onnx.available() and _onnx.available("onnx")):
+        pytest.skip("onnxruntime/onnx missing")
+    monkeypatch.setenv("CLASSER_BF16", "0")  # a CPU with native bfloat16 runs torch's autocast instead
+    user_models.add("tiny-onnx", tiny_model)
+    emb = SentenceTransformerEmbedder(registry.get("tiny-onnx"), "cpu")
+    assert emb.onnx_encoder() is not None and cpu_runtime(registry.get("tiny-onnx")) == "onnx"
+    texts = ["the match ended two to one", "a question about tax"]
+    ours = emb.encode(texts)
+    emb._onnx = False
+    assert float((ours * emb.encode(texts)).sum(1).min()) > 0.99999
+    path = registry._user_path()
+    table = json.loads(path.read_text())
+    table["models"]["tiny-torch"] = {"like": "tiny-onnx", "cpu_runtime": "torch"}
+    path.write_text(json.dumps(table))
+    assert SentenceTransformerEmbedder(registry.get("tiny-torch"), "cpu").onnx_encoder() is None
+    assert cpu_runtime(registry.get("tiny-torch")) == "torch"
+    table["models"]["tiny-trt"] = {"like": "tiny-onnx", "cpu_runtime": "tensorrt"}
+    path.write_text(json.dumps(table))
+    try:
+        with pytest.raises(InvalidRequestError) as err:
+            registry.get("tiny-trt")
+        assert err.value.code == "model_config_invalid" and "cpu_runtime" in str(err.value)
+    finally:
+        del table["models"]["tiny-trt"]
+        path.write_text(json.dumps(table))

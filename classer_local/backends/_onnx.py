@@ -97,11 +97,6 @@ def graph_path(folders: Sequence[Path], dest: Path) -> Path:
     return dest / f"{files_digest(folders)}.onnx"
 
 
-def max_seq_length(root: Path) -> int:
-    """The sentence-transformers ``max_seq_length`` of the model in ``root`` (what the torch model reads)."""
-    return int(json.loads((Path(root) / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
-
-
 class FastTokenizer:
     """The model's own ``tokenizer.json`` through the ``tokenizers`` library: the same ids as the
     Hugging Face fast tokenizer (which wraps the same object), without importing transformers."""
@@ -112,13 +107,12 @@ class FastTokenizer:
 
     @classmethod
     def of(cls, root: Path) -> FastTokenizer | None:
-        """The tokenizer of the sentence-transformers folder ``root``, or None where it lacks the
-        files this path reads (``tokenizer.json``, ``sentence_bert_config.json`` with ``max_seq_length``)."""
+        """The tokenizer of the sentence-transformers folder ``root``, or None where it has no
+        ``tokenizer.json`` (that model then runs in torch)."""
         root = Path(root)
         try:
             from tokenizers import Tokenizer
 
-            max_seq_length(root)
             tok = Tokenizer.from_file(str(root / "tokenizer.json"))
         except (ImportError, OSError, ValueError, KeyError, TypeError, Exception):  # noqa: BLE001 - torch path
             return None
@@ -187,8 +181,9 @@ def export(model: Any, path: Path) -> None:
 class OnnxEncoder:
     """The exported graph of one model: ``run(ids, mask, threads)`` -> float32 embeddings."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_seq_length: int) -> None:
         self.path = path
+        self.max_seq_length = max_seq_length  # the torch model's, recorded beside the graph at export
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()
 
@@ -243,29 +238,32 @@ def _session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def cached(name: str, folders: Sequence[Path], dest: Path) -> OnnxEncoder | None:
+def cached(folders: Sequence[Path], dest: Path) -> OnnxEncoder | None:
     """The graph exported earlier from exactly these files, if there is one that loads (no torch
-    needed); None otherwise (a file that does not load is removed: it is exported again)."""
+    needed); None otherwise (a graph that does not load is removed: it is exported again)."""
+    path = graph_path(folders, dest)
     try:
-        path = graph_path(folders, dest)
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         if not path.exists():
             return None
-        enc = OnnxEncoder(path)
+        enc = OnnxEncoder(path, int(meta["max_seq_length"]))
         enc.session(1)
         return enc
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not exported yet (or its record is unreadable): the first encode exports it
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: export it again
-        log.warning("exported graph for %s does not load (%s); it will be exported again", name, exc)
-        try:
-            graph_path(folders, dest).unlink(missing_ok=True)
-        except OSError:
-            pass
+        log.warning("exported graph %s does not load (%s); it will be exported again", path.name, exc)
+        path.unlink(missing_ok=True)
         return None
 
 
-def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe: list[list[int]]) -> OnnxEncoder | None:
+def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe: list[list[int]],
+               max_seq_length: int) -> OnnxEncoder | None:
     """``model``'s graph, exported into ``dest`` (unless there already), checked against torch on
-    ``probe`` (token ids of a few texts); None where it cannot be had or disagrees (a warning says
-    why, and the caller stays on torch)."""
+    ``probe`` (token ids of a few texts), with ``max_seq_length`` (the model's, as the embedder
+    read it) recorded beside it (``DIGEST.json``, what a later process reads instead of loading
+    the model); None where it
+    cannot be had or disagrees (a warning says why, and the caller stays on torch)."""
     if not available("onnx"):
         log.info("the onnx package is not installed: %s runs in torch", name)
         return None
@@ -275,7 +273,7 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
             for attempt in (0, 1):
                 if not path.exists():
                     export(model, path)
-                enc = OnnxEncoder(path)
+                enc = OnnxEncoder(path, int(max_seq_length))
                 try:
                     ok = enc.agrees(model, probe)
                 except Exception:  # noqa: BLE001 - a truncated or foreign file: export it again, once
@@ -284,6 +282,8 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
                     path.unlink(missing_ok=True)
                     continue
                 if ok:
+                    _write_atomic(path.with_suffix(".json"), json.dumps({"max_seq_length": enc.max_seq_length,
+                                                                         "model": name}))
                     return enc
                 path.unlink(missing_ok=True)  # never loaded later without this check
                 log.warning("ONNX graph of %s disagrees with torch on the probe; staying on torch", name)
@@ -291,6 +291,17 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
     except Exception as exc:  # noqa: BLE001 - any failure leaves the model on torch, as before
         log.warning("ONNX Runtime not used for %s (%s: %s); staying on torch", name, type(exc).__name__, exc)
     return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 __all__ = ["FastTokenizer", "OnnxEncoder", "available", "cached", "export", "export_for", "files_digest", "folder",

@@ -40,14 +40,15 @@ class SentenceTransformerEmbedder:
         folders = _folders(spec)
         graphs = _onnx.wanted(device, quantized=self._quantize, bf16=self.bf16, runtime=spec.options.get("cpu_runtime"))
         self._fast = _onnx.FastTokenizer.of(folders[0]) if graphs else None
-        graph = _onnx.cached(spec.name, folders, _onnx.folder()) if self._fast is not None else None
+        graph = _onnx.cached(folders, _onnx.folder()) if self._fast is not None else None
         if graph is not None:  # no torch at all until something needs the model itself
             self._onnx = graph
-            seq = _onnx.max_seq_length(folders[0])
+            seq = graph.max_seq_length
             tok = self._fast
         else:
             seq = int(self.model.max_seq_length or spec.max_tokens or 512)
             tok = self._fast or self.tokenizer
+        self._seq = seq
         self.max_tokens = min(seq, spec.max_tokens) if spec.max_tokens else seq
         self._prefix, self._suffix = _special_affixes(tok)
         self._specials = len(self._prefix) + len(self._suffix)
@@ -139,7 +140,8 @@ class SentenceTransformerEmbedder:
             with self._onnx_lock:
                 if self._onnx is None:
                     probe = [self._prefix + ids[: self.window] + self._suffix for ids in self._ids(_PROBE)]
-                    enc = _onnx.export_for(self.model, self.spec.name, _folders(self.spec), _onnx.folder(), probe)
+                    enc = _onnx.export_for(self.model, self.spec.name, _folders(self.spec), _onnx.folder(), probe,
+                                           self._seq)
                     self._onnx = enc or False
         return self._onnx or None
 
