@@ -142,6 +142,18 @@ def choose(work: int, sharing: int = 1) -> int:
     return max(1, min(top, int(free + 0.5)))
 
 
+def share() -> int:
+    """Threads for a pool that sleeps while it waits (ONNX Runtime with spinning off): all that
+    ``max_threads()`` allows, shared between the model calls running at once, whatever the work
+    and however busy the machine. ``choose``'s one-thread rules exist for torch's spinning
+    threads; a sleeping pool loses nothing to them. Measured with ``speed.py --only busy``, three
+    runs: single ``classify`` p50 beside 3 CPU-bound processes 24-32 ms this way against 39-48 ms
+    with ``choose`` and 38-42 ms on one thread; quiet 16-19 ms against 17-21 ms."""
+    with _running_lock:
+        sharing = max(1, _running[0])
+    return max(1, max_threads() // sharing)
+
+
 def _set(n: int) -> None:
     torch = sys.modules.get("torch")
     if torch is None:  # nothing has imported torch (numpy backends, ONNX Runtime): no setting to keep

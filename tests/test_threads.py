@@ -191,6 +191,18 @@ def test_model_calls_at_once_share_the_free_cores(monkeypatch):
             assert n <= max(1, int(threads.cores() / 2 + 0.5))
 
 
+def test_a_sleeping_pool_takes_its_share_of_all_cores(monkeypatch):
+    monkeypatch.setenv("CLASSER_THREADS", "4")
+    monkeypatch.setattr(threads, "others_busy", lambda: 8.0)  # a machine far past busy: no matter here
+    assert threads.share() == 4  # not inside a model call: all of them, even for one short text
+    with threads.for_work(1):
+        assert threads.share() == 4
+        with threads.for_work(1):
+            assert threads.share() == 2  # two calls at once share them
+    monkeypatch.setenv("CLASSER_THREADS", "1")
+    assert threads.share() == 1
+
+
 def test_a_long_call_rechooses_when_neighbours_leave(monkeypatch):
     """Chosen beside a busy neighbour, a long call (tuning) gets the cores back once it is gone."""
     torch = pytest.importorskip("torch")

@@ -164,7 +164,9 @@ class SentenceTransformerEmbedder:
                 stack.enter_context(cpu_autocast(self.bf16))
             n = stack.enter_context(threads.for_work(work if self.device == "cpu" else 0))
             for k, idx in enumerate(_batches([len(chunks[j]) for j in order], order, self.batch_size)):
-                if k and self.device == "cpu":
+                if graph is not None:
+                    n = threads.share()  # its pool sleeps while it waits: the cores, shared by the calls running
+                elif k and self.device == "cpu":
                     n = threads.rechoose(work)  # a long encode sees neighbours come and go
                 width = len(chunks[idx[0]])
                 ids = np.full((len(idx), width), pad, dtype=np.int64)
