@@ -278,7 +278,7 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
                 enc = OnnxEncoder(path, int(max_seq_length))
                 try:
                     ok = enc.agrees(model, probe)
-                except Exception:  # noqa: BLE001 - a truncated or foreign file: export it again, once
+                except Exception:  # a truncated or foreign file: export it again, once
                     if attempt:
                         raise
                     path.unlink(missing_ok=True)

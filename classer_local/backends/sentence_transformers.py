@@ -15,8 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..registry import ModelSpec
-from . import l2_normalize
-from . import _onnx
+from . import _onnx, l2_normalize
 from ._precision import bf16_wanted, cpu_autocast, switched_off
 from ._windows import check_truncate, windows
 
