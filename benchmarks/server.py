@@ -259,8 +259,8 @@ def main() -> None:
         return [[body(t, sets[c]) for t in texts[c::n]] for c in range(n)]
 
     extra = ["--model-threads", str(args.model_threads)] if args.model_threads else []
-    proc, startup_s = start_server(home, port, ["--preload", args.priority, "--batch-wait-ms", str(args.batch_wait_ms),
-                                                *extra])
+    serve_args = ["--preload", args.priority, "--batch-wait-ms", str(args.batch_wait_ms), *extra]
+    proc, startup_s = start_server(home, port, serve_args)
     results: list[dict[str, Any]] = []
     sent: list[list[tuple[str, list[str]]]] = []
     jobs: dict[str, Any] = {}
@@ -291,8 +291,7 @@ def main() -> None:
         proc.wait(15)
     # A restart on the same CLASSER_HOME: what a server that ran before pays (the standard model's
     # ONNX graph was exported by the first start, which the figure above includes).
-    proc, restart_s = start_server(home, port, ["--preload", args.priority, "--batch-wait-ms", str(args.batch_wait_ms),
-                                                *extra])
+    proc, restart_s = start_server(home, port, serve_args)
     proc.terminate()
     proc.wait(15)
     ceilings = [in_process(pairs, args.priority) for pairs in sent]  # each level's own pairs

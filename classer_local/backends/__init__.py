@@ -77,19 +77,16 @@ def cpu_runtime(spec: ModelSpec) -> str:
     ``"torch"``, with ``" bfloat16"`` / ``" int8"`` where torch runs it so (``models list``)."""
     if spec.backend in CPU_BACKENDS:
         return "numpy"
-    from ._precision import bf16_wanted
-
-    quantized = spec.backend == "sentence-transformers" and spec.options.get("quantize") == "int8"
-    if quantized:
-        from .sentence_transformers import quantize_wanted
-
-        quantized = quantize_wanted("int8", "cpu")
-    bf16 = not quantized and bf16_wanted(spec.options.get("cpu_dtype"), "cpu")
     if spec.backend == "sentence-transformers":
-        from . import _onnx
+        from .sentence_transformers import runtime_plan
 
-        if _onnx.wanted("cpu", quantized=quantized, bf16=bf16, runtime=spec.options.get("cpu_runtime")):
+        quantized, bf16, graphs = runtime_plan(spec, "cpu")
+        if graphs:
             return "onnx"
+    else:
+        from ._precision import bf16_wanted
+
+        quantized, bf16 = False, bf16_wanted(spec.options.get("cpu_dtype"), "cpu")
     return "torch int8" if quantized else "torch bfloat16" if bf16 else "torch"
 
 

@@ -4,7 +4,7 @@ torch runs a small transformer op by op from Python, and on a short text that ov
 of the time. The same graph in ONNX Runtime, measured on a 2-core AVX2 EPYC (no native
 bfloat16, all-MiniLM-L6-v2, float32 both): one short text 16.7-20.1 ms in torch against
 5.9-7.6 ms; Banking77's 616 examples in length-sorted batches 2.35-2.87 s against 1.92-2.03 s;
-every vector within cosine 1e-7 of torch's (benchmarks/PRECISION.md has the figures).
+every vector within cosine 1e-7 of torch's (end to end: benchmarks/RUNTIME.md).
 
 How it is used (``SentenceTransformerEmbedder``): on the CPU, for a float32 model, when
 ``onnxruntime`` and ``onnx`` are installed (both are dependencies) and neither
@@ -32,6 +32,7 @@ slower.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -80,7 +81,13 @@ def folder() -> Path:
 
 def files_digest(folders: Sequence[Path]) -> str:
     """sha256 of the model's files (weights, configuration; not its docs), with the export format:
-    a graph is exported again whenever anything it was made from changes."""
+    a graph is exported again whenever anything it was made from changes. Hashed once per process
+    (about 0.08 s for MiniLM's 90 MB)."""
+    return _digest(tuple(str(f) for f in folders))
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(folders: tuple[str, ...]) -> str:
     h = hashlib.sha256(f"classer-onnx-{EXPORT_FORMAT}-opset{OPSET}".encode())
     for k, root in enumerate(folders):
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
@@ -116,7 +123,7 @@ class FastTokenizer:
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(root / "tokenizer.json"))
-        except (ImportError, OSError, ValueError, KeyError, TypeError, Exception):  # noqa: BLE001 - torch path
+        except Exception:  # noqa: BLE001 - no tokenizers, no file, a file it cannot read: the torch path
             return None
         tok.no_truncation()
         tok.no_padding()
@@ -204,8 +211,8 @@ class OnnxEncoder:
         return np.asarray(out, dtype=np.float32)
 
     def agrees(self, model: Any, probe: list[list[int]]) -> bool:
-        """Whether the graph gives ``model``'s (torch) vectors for ``probe`` (token ids of a few texts, specials
-        included) within cosine PROBE_MIN_COSINE."""
+        """Whether the graph gives ``model``'s (torch) vectors for ``probe`` (token ids of a few
+        texts, specials included) within cosine PROBE_MIN_COSINE."""
         import torch
 
         width = max(len(p) for p in probe)
@@ -218,7 +225,7 @@ class OnnxEncoder:
         with torch.inference_mode():
             t = torch.from_numpy(ids)
             ref = model({"input_ids": t, "attention_mask": torch.from_numpy(mask),
-                              "token_type_ids": torch.zeros_like(t)})["sentence_embedding"].float().numpy()
+                         "token_type_ids": torch.zeros_like(t)})["sentence_embedding"].float().numpy()
         cos = (ours * ref).sum(1) / np.maximum(np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1), 1e-12)
         return bool(np.all(cos >= PROBE_MIN_COSINE))
 
@@ -243,9 +250,11 @@ def _session(path: Path, threads: int) -> Any:
 def cached(folders: Sequence[Path], dest: Path) -> OnnxEncoder | None:
     """The graph exported earlier from exactly these files, if there is one that loads (no torch
     needed); None otherwise (a graph that does not load is removed: it is exported again)."""
+    from ..durable import read_json
+
     path = graph_path(folders, dest)
     try:
-        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        meta = read_json(path.with_suffix(".json"))
         if not path.exists():
             return None
         enc = OnnxEncoder(path, int(meta["max_seq_length"]))
@@ -264,8 +273,8 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
     """``model``'s graph, exported into ``dest`` (unless there already), checked against torch on
     ``probe`` (token ids of a few texts), with ``max_seq_length`` (the model's, as the embedder
     read it) recorded beside it (``DIGEST.json``, what a later process reads instead of loading
-    the model); None where it
-    cannot be had or disagrees (a warning says why, and the caller stays on torch)."""
+    the model); None where it cannot be had or disagrees (a warning says why, and the caller
+    stays on torch)."""
     if not available("onnx"):
         log.info("the onnx package is not installed: %s runs in torch", name)
         return None
@@ -284,8 +293,9 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
                     path.unlink(missing_ok=True)
                     continue
                 if ok:
-                    _write_atomic(path.with_suffix(".json"), json.dumps({"max_seq_length": enc.max_seq_length,
-                                                                         "model": name}))
+                    from ..durable import write_json
+
+                    write_json(path.with_suffix(".json"), {"max_seq_length": enc.max_seq_length, "model": name})
                     return enc
                 path.unlink(missing_ok=True)  # never loaded later without this check
                 log.warning("ONNX graph of %s disagrees with torch on the probe; staying on torch", name)
@@ -293,17 +303,6 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
     except Exception as exc:  # noqa: BLE001 - any failure leaves the model on torch, as before
         log.warning("ONNX Runtime not used for %s (%s: %s); staying on torch", name, type(exc).__name__, exc)
     return None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 __all__ = ["FastTokenizer", "OnnxEncoder", "available", "cached", "export", "export_for", "files_digest", "folder",

@@ -4,7 +4,7 @@ Encoding tokenises once, splits long texts into windows, runs the transformer on
 length-sorted batches and mean-pools each text's windows (weighted by length). On a CPU with
 native bfloat16 matrix units, entries with ``cpu_dtype = "bfloat16"`` run the transformer's
 matrix products in bfloat16 (``bf16_wanted``); elsewhere a float32 model on the CPU runs its
-exported graph in ONNX Runtime where that is installed (``_onnx``: 2.5x on one short text).
+exported graph in ONNX Runtime where that is installed (``_onnx``; benchmarks/RUNTIME.md).
 """
 
 from __future__ import annotations
@@ -28,16 +28,13 @@ class SentenceTransformerEmbedder:
         self._model_lock = threading.Lock()
         self._float = None  # the float32 model, when ``model`` is its int8 copy (see float_model)
         self._float_lock = threading.Lock()
-        self._quantize = quantize_wanted(spec.options.get("quantize"), device)
+        self._quantize, self.bf16, graphs = runtime_plan(spec, device)
         self.quantized = False
-        # int8 layers already run integer kernels; autocast would only add casts around them
-        self.bf16 = not self._quantize and bf16_wanted(spec.options.get("cpu_dtype"), device)
         self.batch_size = spec.batch_size
         self._onnx: _onnx.OnnxEncoder | None | bool = None  # None: not decided yet; False: torch
         self._onnx_owner: object = self  # a copy (a tuned encoder: another model in it) never runs this graph
         self._onnx_lock = threading.Lock()
         folders = _folders(spec)
-        graphs = _onnx.wanted(device, quantized=self._quantize, bf16=self.bf16, runtime=spec.options.get("cpu_runtime"))
         self._fast = _onnx.FastTokenizer.of(folders[0]) if graphs else None
         graph = _onnx.cached(folders, _onnx.folder()) if self._fast is not None else None
         if graph is not None:  # no torch at all until something needs the model itself
@@ -161,7 +158,9 @@ class SentenceTransformerEmbedder:
                 model = self.model
                 stack.enter_context(torch.inference_mode())
                 stack.enter_context(cpu_autocast(self.bf16))
-            n = stack.enter_context(threads.for_work(work if self.device == "cpu" else 0))
+            # for_work counts this call (threads.share divides the cores by the calls running); the
+            # graph's thread count comes from share, so it skips choose's CPU meter
+            n = stack.enter_context(threads.for_work(work if self.device == "cpu" and graph is None else 0))
             for k, idx in enumerate(_batches([len(chunks[j]) for j in order], order, self.batch_size)):
                 if graph is not None:
                     n = threads.share()  # its pool sleeps while it waits: the cores, shared by the calls running
@@ -185,6 +184,16 @@ class SentenceTransformerEmbedder:
                 emb = model(features)["sentence_embedding"]
                 out[idx] = emb.float().cpu().numpy()
         return l2_normalize(out)
+
+
+def runtime_plan(spec: ModelSpec, device: str) -> tuple[bool, bool, bool]:
+    """How ``spec`` runs on ``device``: (int8 wanted, bfloat16 autocast, ONNX Runtime wanted).
+    int8 layers already run integer kernels, so autocast would only add casts around them; ONNX
+    Runtime runs the float32 model only."""
+    quantize = quantize_wanted(spec.options.get("quantize"), device)
+    bf16 = not quantize and bf16_wanted(spec.options.get("cpu_dtype"), device)
+    graphs = _onnx.wanted(device, quantized=quantize, bf16=bf16, runtime=spec.options.get("cpu_runtime"))
+    return quantize, bf16, graphs
 
 
 def _folders(spec: ModelSpec) -> list:
