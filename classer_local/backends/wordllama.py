@@ -15,9 +15,6 @@ text), and ``np.add.reduceat`` over the gathered (tokens, 256) rows took ~150 us
   special token (``<s>``...), a NUL, or nothing keep the tokenizer's own path. The split cut
   steady AG News encoding from 34 to 27 µs a text (paired A/B in one process: 1.25×).
 * **Pooling** is one sparse (texts x vocab) @ table product: no (tokens, 256) copy.
-* **Primed.** The vocabulary's ~16,000 space-led whole words ("▁the") are tokenised when the
-  tier loads (~55 ms), so a process's first texts pay BPE only for rarer words: AG News at first
-  sight, 1,000-text chunks, alternating in one process (load 0.3-1.0): 15,400 -> 17,700 texts/s.
 """
 
 from __future__ import annotations
@@ -115,12 +112,11 @@ class _PieceIds:
     """Token ids through remembered pieces: piece -> number in ``index``; piece ``k``'s ids are
     ``store[start[k] : start[k] + length[k]]``. Number 0 is the text separator (no ids)."""
 
-    def __init__(self, tokenizer: Any, bare: Any, specials: tuple[str, ...], words: Sequence[str] = ()) -> None:
+    def __init__(self, tokenizer: Any, bare: Any, specials: tuple[str, ...]) -> None:
         self.tokenizer = tokenizer  # the whole-text path
         self.bare = bare  # the same BPE without the normaliser, for pieces normalised here
         self.specials = specials
         self._angled = all("<" in s for s in specials)  # then a text without "<" holds none
-        self.words = list(words)  # learnt up front (and again after forgetting): see _forget
         self._lock = threading.Lock()
         self._forget()
 
@@ -144,25 +140,16 @@ class _PieceIds:
         if any(re.search("[^\u2581]\u2581", tok) for tok in model.get("vocab", {})):
             return None
         specials = tuple(t["content"] for t in config.get("added_tokens") or [])
-        # Vocabulary entries that are a space and a word ("▁the"): the words a text is mostly made of.
-        words = [tok[1:] for tok in model.get("vocab", {})
-                 if len(tok) > 1 and tok[0] == "\u2581" and not any(c in tok[1:] for c in "\u2581 \x00")
-                 and not any(s in tok for s in specials)]
         config.update(normalizer=None, pre_tokenizer=None, post_processor=None, padding=None, truncation=None)
-        return cls(tokenizer, Tokenizer.from_str(json.dumps(config)), specials, words)
+        return cls(tokenizer, Tokenizer.from_str(json.dumps(config)), specials)
 
     def _forget(self) -> None:
-        """Start empty, then learn the vocabulary's words (16,000 for Llama 2's, ~60 ms): the first
-        texts a process sees then pay BPE only for their rarer words (AG News at first sight:
-        see wordllama's docstring). Their ids still come from the tokenizer, so they are exact."""
         self.index: dict[str, int] = {_SEP: 0}
         self.store = np.zeros(1 << 16, dtype=np.int64)
         self.used = 0
         self.start = np.zeros(1 << 14, dtype=np.int64)
         self.length = np.zeros(1 << 14, dtype=np.int64)
         self.count = 1
-        if self.words:
-            self._learn([" " + w for w in self.words], self.words)
 
     def _whole(self, text: str) -> bool:
         """Texts the tokenizer must take as they are: empty, a special token inside, or a NUL."""
@@ -218,8 +205,8 @@ class _PieceIds:
             return numbers
         unseen = list(dict.fromkeys(pieces[j] for j in missing.tolist()))
         if len(self.index) + len(unseen) > _MAX_PIECES and len(self.index) > 1:
-            self._forget()  # then only the vocabulary's words are known
-            numbers = np.fromiter(map(self.index.get, pieces, itertools.repeat(-1)), dtype=np.int64, count=len(pieces))
+            self._forget()  # then this chunk's pieces are all unseen
+            numbers = np.fromiter((0 if p == _SEP else -1 for p in pieces), dtype=np.int64, count=len(pieces))
             missing = np.flatnonzero(numbers < 0)
             unseen = list(dict.fromkeys(pieces[j] for j in missing.tolist()))
         self._learn([p if p[0] in _SPACES else " " + p for p in unseen], unseen)
