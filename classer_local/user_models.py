@@ -97,12 +97,19 @@ def set_default(tier: str, name: str | None) -> dict[str, str]:
     return registry.defaults()
 
 
-def remove(name: str) -> None:
+def remove(name: str) -> int:
+    """Forget user model (or calibration) ``name``; for a model, also delete the ONNX graph exported
+    for it (``CLASSER_HOME/onnx``). Returns the bytes that freed."""
     data = _read()
     if name not in data["models"]:
         raise NotFoundError("model_not_found", f"No user model or calibration named {name!r}.", {"name": name})
-    del data["models"][name]
+    entry = data["models"].pop(name)
     _write(data)
+    if "weights" not in entry and "like" not in entry:  # a calibration of a package model: its graph stays
+        return 0
+    from .backends import _onnx
+
+    return _onnx.remove_graphs(name)
 
 
 def calibrate(name: str, rows: str | os.PathLike[str], max_rows: int = 5000) -> dict[str, Any]:

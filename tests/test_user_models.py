@@ -108,8 +108,14 @@ def test_cli_models_add_calibrate_remove(tiny_model: Path, tmp_path: Path, capsy
     assert main(["models", "calibrate", "tiny-cli", "--data", str(rows), "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
     assert fit["rows"] == 24 and set(fit["calibration"]) >= {"temperature", "tag_a", "tag_b"}
+    from classer_local.backends import _onnx
+
+    exported = any(json.loads(r.read_text()).get("model") == "tiny-cli" for r in _onnx.folder().glob("*.json"))
+    capsys.readouterr()
     assert main(["models", "remove", "tiny-cli"]) == 0
     assert "tiny-cli" not in registry.names("text")
+    out = capsys.readouterr().out
+    assert out.startswith("removed tiny-cli") and ("MiB freed" in out) == exported  # calibrating encoded with its graph
 
 
 def test_an_entry_like_another_takes_its_keys_and_replaces_the_given_ones(tmp_path: Path, monkeypatch) -> None:
@@ -179,3 +185,8 @@ def test_added_model_runs_in_onnx_runtime_unless_told_torch(tiny_model: Path, mo
     finally:
         del table["models"]["tiny-trt"]
         path.write_text(json.dumps(table))
+    records = [r for r in _onnx.folder().glob("*.json") if json.loads(r.read_text()).get("model") == "tiny-onnx"]
+    assert len(records) == 1 and records[0].with_suffix(".onnx").exists()
+    assert user_models.remove("tiny-torch") == 0  # exported nothing
+    freed = user_models.remove("tiny-onnx")  # its graph goes with it
+    assert freed > 0 and not records[0].exists() and not records[0].with_suffix(".onnx").exists()

@@ -305,5 +305,31 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
     return None
 
 
+def remove_graphs(name: str, dest: Path | None = None) -> int:
+    """Delete the graphs whose record says model ``name`` exported them (``models remove`` calls
+    this for a user model, whose graph would otherwise stay in ``CLASSER_HOME/onnx`` for good);
+    returns the bytes freed. Another entry over the same files exports its graph again on first use."""
+    from ..durable import read_json
+
+    freed = 0
+    root = Path(dest) if dest is not None else folder()
+    for record in sorted(root.glob("*.json")):
+        try:
+            meta = read_json(record)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or meta.get("model") != name:
+            continue
+        graph = record.with_suffix(".onnx")
+        with _export_lock:
+            for path in (graph, record):
+                try:
+                    freed += path.stat().st_size
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+    return freed
+
+
 __all__ = ["FastTokenizer", "OnnxEncoder", "available", "cached", "export", "export_for", "files_digest", "folder",
-           "wanted"]
+           "remove_graphs", "wanted"]

@@ -94,6 +94,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_remove(args: argparse.Namespace) -> int:
     from classer_local import user_models
 
-    user_models.remove(args.name)
-    print(f"removed {args.name}")
+    freed = user_models.remove(args.name)
+    print(f"removed {args.name}" + (f" (its ONNX graph: {freed / 2**20:.1f} MiB freed)" if freed else ""))
     return 0
