@@ -17,6 +17,8 @@ The first encode on a machine exports the model: ``CLASSER_HOME/onnx/DIGEST.onnx
 sha256 of the model's files and the export format, written under a temporary name and renamed
 into place (processes exporting at once write the same bytes). The new graph is used only when a
 probe batch gives torch's vectors within ``PROBE_MIN_COSINE``; one that disagrees is deleted.
+A new export deletes the graphs recorded for the same model name (made from earlier versions of
+its files: an upgrade), as ``models remove`` does for a user model (``remove_graphs``).
 Later processes find the file and run it with the model's own ``tokenizer.json``
 (``FastTokenizer``) without importing torch, sentence-transformers or transformers: a cold
 ``classify`` then starts in about a second instead of ten. Anything that fails (no exporter, a
@@ -32,6 +34,7 @@ slower.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -296,6 +299,9 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
                     from ..durable import write_json
 
                     write_json(path.with_suffix(".json"), {"max_seq_length": enc.max_seq_length, "model": name})
+                    # the model's files changed (a package upgrade, a user model's folder rewritten):
+                    # the graphs made from their earlier versions are never read again
+                    remove_graphs(name, dest, keep=path, locked=True)
                     return enc
                 path.unlink(missing_ok=True)  # never loaded later without this check
                 log.warning("ONNX graph of %s disagrees with torch on the probe; staying on torch", name)
@@ -305,28 +311,34 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
     return None
 
 
-def remove_graphs(name: str, dest: Path | None = None) -> int:
-    """Delete the graphs whose record says model ``name`` exported them (``models remove`` calls
-    this for a user model, whose graph would otherwise stay in ``CLASSER_HOME/onnx`` for good);
-    returns the bytes freed. Another entry over the same files exports its graph again on first use."""
+def remove_graphs(name: str, dest: Path | None = None, keep: Path | None = None, locked: bool = False) -> int:
+    """Delete the graphs whose record says model ``name`` exported them, except ``keep``; returns
+    the bytes freed. ``models remove`` calls it for a user model, and a new export for the graphs
+    of the same model's earlier files: otherwise each would stay in ``CLASSER_HOME/onnx`` for good,
+    as large as the model's weights. Another entry over the same files (or two installs of
+    different versions sharing one home) exports its graph again on first use. ``locked``: the
+    caller holds the export lock."""
     from ..durable import read_json
 
     freed = 0
     root = Path(dest) if dest is not None else folder()
-    for record in sorted(root.glob("*.json")):
-        try:
-            meta = read_json(record)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, dict) or meta.get("model") != name:
-            continue
-        graph = record.with_suffix(".onnx")
-        with _export_lock:
+    with contextlib.nullcontext() if locked else _export_lock:
+        for record in sorted(root.glob("*.json")):
+            graph = record.with_suffix(".onnx")
+            if keep is not None and graph == Path(keep):
+                continue
+            try:
+                meta = read_json(record)
+            except (OSError, ValueError):
+                continue
+            if not isinstance(meta, dict) or meta.get("model") != name:
+                continue
             for path in (graph, record):
                 try:
-                    freed += path.stat().st_size
+                    size = path.stat().st_size
                     path.unlink()
-                except FileNotFoundError:
+                    freed += size
+                except OSError:  # gone already, or held open where that forbids deleting
                     pass
     return freed
 
