@@ -161,7 +161,8 @@ class SentenceTransformerEmbedder:
             # for_work counts this call (threads.share divides the cores by the calls running); the
             # graph's thread count comes from share, so it skips choose's CPU meter
             n = stack.enter_context(threads.for_work(work if self.device == "cpu" and graph is None else 0))
-            for k, idx in enumerate(_batches([len(chunks[j]) for j in order], order, self.batch_size)):
+            size = min(self.batch_size, _onnx.MAX_BATCH) if graph is not None else self.batch_size
+            for k, idx in enumerate(_batches([len(chunks[j]) for j in order], order, size)):
                 if graph is not None:
                     n = threads.share()  # its pool sleeps while it waits: the cores, shared by the calls running
                 elif k and self.device == "cpu":
