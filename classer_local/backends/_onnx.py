@@ -34,7 +34,6 @@ slower.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -62,7 +61,7 @@ PROBE_MIN_COSINE = 0.9999
 # the caches; torch keeps the model's batch_size).
 MAX_BATCH = 32
 
-_export_lock = threading.Lock()
+_export_lock = threading.RLock()  # export_for holds it while it calls remove_graphs
 
 
 def available(module: str = "onnxruntime") -> bool:
@@ -306,7 +305,7 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
                     write_json(path.with_suffix(".json"), {"max_seq_length": enc.max_seq_length, "model": name})
                     # the model's files changed (a package upgrade, a user model's folder rewritten):
                     # the graphs made from their earlier versions are never read again
-                    remove_graphs(name, dest, keep=path, locked=True)
+                    remove_graphs(name, dest, keep=path)
                     return enc
                 path.unlink(missing_ok=True)  # never loaded later without this check
                 log.warning("ONNX graph of %s disagrees with torch on the probe; staying on torch", name)
@@ -316,18 +315,17 @@ def export_for(model: Any, name: str, folders: Sequence[Path], dest: Path, probe
     return None
 
 
-def remove_graphs(name: str, dest: Path | None = None, keep: Path | None = None, locked: bool = False) -> int:
+def remove_graphs(name: str, dest: Path | None = None, keep: Path | None = None) -> int:
     """Delete the graphs whose record says model ``name`` exported them, except ``keep``; returns
     the bytes freed. ``models remove`` calls it for a user model, and a new export for the graphs
     of the same model's earlier files: otherwise each would stay in ``CLASSER_HOME/onnx`` for good,
     as large as the model's weights. Another entry over the same files (or two installs of
-    different versions sharing one home) exports its graph again on first use. ``locked``: the
-    caller holds the export lock."""
+    different versions sharing one home) exports its graph again on first use."""
     from ..durable import read_json
 
     freed = 0
     root = Path(dest) if dest is not None else folder()
-    with contextlib.nullcontext() if locked else _export_lock:
+    with _export_lock:
         for record in sorted(root.glob("*.json")):
             graph = record.with_suffix(".onnx")
             if keep is not None and graph == Path(keep):
