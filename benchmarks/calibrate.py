@@ -1,6 +1,6 @@
 """Fit each text model's calibration on training data and write it into models.toml.
 
-    python benchmarks/calibrate.py --data ../shared/evaldata [--priority standard|fast] [--write]
+    python benchmarks/calibrate.py --data ../shared/evaldata [--priority standard|fast | --model NAME] [--write]
 
 Fitted on the *training* pools only (never the test rows):
 - ``temperature``: softmax temperature of classify, by the negative log-likelihood of the
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, REPO, TEXT_SETS, descriptions, load_set, read_jsonl, sample_few_shot  # noqa: E402
+from common import DEFAULT_DATA, REPO, TEXT_SETS, descriptions, load_set, read_jsonl, sample_few_shot
 
-import classer_local as cl  # noqa: E402
-from classer_local.calibration import fit_platt, fit_temperature  # noqa: E402
-from classer_local.scoring import log_softmax  # noqa: E402
+import classer_local as cl
+from classer_local.calibration import fit_platt, fit_temperature
+from classer_local.scoring import log_softmax
 
 POOL_ROWS = 800
 
@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--priority", default="standard")
+    ap.add_argument("--model", default=None, help="a model by name (instead of --priority's)")
     ap.add_argument("--write", action="store_true", help="write the fitted values into models.toml")
     args = ap.parse_args(argv)
+    pick = {"model": args.model} if args.model else {"priority": args.priority}
     desc_all = descriptions()
     sims_all, y_all, pairs = [], [], []
     fewshot_sets = []
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
         rng = random.Random(7)
         pool = ds["pool"]
         held = rng.sample(pool, min(POOL_ROWS, len(pool) // 2))
-        clf = described(name, ds["labels"], desc_all[name], priority=args.priority)
+        clf = described(name, ds["labels"], desc_all[name], **pick)
         X = clf.embedder.encode([r["text"] for r in held])
         clf.build()
         S = X @ clf.prototypes_.T
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     ge = Path(args.data) / "goemotions"
     ge_labels = json.loads((ge / "labels.json").read_text())
     rows = random.Random(7).sample(read_jsonl(ge / "train_sample5000_seed42.jsonl"), POOL_ROWS)
-    clf = described("goemotions", ge_labels, desc_all["goemotions"], priority=args.priority)
+    clf = described("goemotions", ge_labels, desc_all["goemotions"], **pick)
     X = clf.embedder.encode([r["text"] for r in rows])
     clf.build()
     S = X @ clf.prototypes_.T
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, ds, clf, X, y, held in fewshot_sets:
         held_texts = {r["text"] for r in held}
         rest = [r for r in ds["pool"] if r["text"] not in held_texts]
-        bare = cl.Classifier(clf.labels, priority=args.priority, glossary=False)
+        bare = cl.Classifier(clf.labels, **pick, glossary=False)
         bare.build()
         priors = {"described": log_softmax(X @ clf.prototypes_.T / temperature),
                   "names": log_softmax(X @ bare.prototypes_.T / temperature)}
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
               "few_shot_temperature": round(few_shot_temperature, 4)}
     print("fitted", fitted)
     if args.write:
-        write_calibration(cl.Classifier(["x"], priority=args.priority).spec_.name, fitted)
+        write_calibration(cl.Classifier(["x"], **pick).spec_.name, fitted)
     return fitted
 
 

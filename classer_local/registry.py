@@ -52,7 +52,14 @@ class ModelSpec:
         return f"{self.model_id}#{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def weights_path(self) -> Path:
-        """Where the weights are; raises ``ModelNotInstalledError`` when absent."""
+        """Where the weights are; raises ``ModelNotInstalledError`` when absent. An ensemble's
+        are its members': each is checked, and the primary's path is returned."""
+        if self.backend == "ensemble":
+            members = ensemble_members(self)[0]
+            for m in members:
+                m.weights_path()
+                m.base_path()
+            return members[0].weights_path()
         path = _locate(self.weights)
         if path is None or not path.exists():
             raise ModelNotInstalledError(
@@ -87,6 +94,10 @@ class ModelSpec:
         """A cheap fingerprint of the weight files on disk (names and sizes; code and caches excluded)."""
         root = self.weights_path()
         h = hashlib.sha256(self.model_id.encode())
+        if self.backend == "ensemble":
+            for m, w in zip(*ensemble_members(self)):
+                h.update(f"{m.weights_hash()}*{w:.6f}".encode())
+            return h.hexdigest()[:16]
         files = [root] if root.is_file() else sorted(
             p for p in root.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".py", ".pyc", ".pyi", ".typed"})
@@ -94,6 +105,40 @@ class ModelSpec:
             st = p.stat()
             h.update(f"{p.relative_to(root.parent)}:{st.st_size}".encode())
         return h.hexdigest()[:16]
+
+
+def ensemble_members(spec: ModelSpec) -> tuple[list[ModelSpec], list[float]]:
+    """An ensemble's member specs and their weights (summing to 1), checked:
+    ``model_config_invalid`` for a member that is unknown, not a text model, an ensemble itself
+    or prompted with query/document prefixes, for weights that are not positive numbers (one
+    per member), and for a ``dim`` that is not the members' dims summed."""
+    def bad(why: str, **details: Any) -> InvalidRequestError:
+        return InvalidRequestError("model_config_invalid", f"Ensemble model {spec.name!r}: {why}",
+                                   {"model": spec.name, **details})
+
+    names = spec.options.get("members")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise bad("members must be a non-empty list of model names.", members=names)
+    specs = _table()[1]
+    members = []
+    for n in names:
+        m = specs.get(n)
+        if m is None:
+            raise bad(f"member {n!r} is not a model in models.toml or your models.json.", member=n)
+        if m.kind != "text" or m.backend == "ensemble":
+            raise bad(f"member {n!r} must be a text model that is not an ensemble.", member=n)
+        if m.prompt.get("query_prefix") or m.prompt.get("document_prefix"):
+            raise bad(f"member {n!r} has query/document prefixes, which an ensemble cannot apply.", member=n)
+        members.append(m)
+    raw = spec.options.get("member_weights", [1.0] * len(names))
+    if (not isinstance(raw, list) or len(raw) != len(names)
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in raw)):
+        raise bad("member_weights must be one positive number per member.", member_weights=raw)
+    total = float(sum(raw))
+    dims = sum(m.dim for m in members)
+    if spec.dim != dims:
+        raise bad(f"dim is {spec.dim}, but the members' dims sum to {dims}.", dim=spec.dim, members_dim=dims)
+    return members, [float(w) / total for w in raw]
 
 
 def _locate(weights: str) -> Path | None:

@@ -46,7 +46,9 @@ class TunedEncoderMixin:
         label_texts = [[t for t, _ in self.label_texts(lb)] for lb in self.labels_]
         with self._lock:
             self.tuned_ = None
-            self.tuned_ = tuning.tune(self.embedder, texts, owners, label_texts, settings=settings,
+            encoder = self.embedder
+            # an ensemble (backends/ensemble.py) tunes its primary member; the others stay as they are
+            self.tuned_ = tuning.tune(getattr(encoder, "primary", encoder), texts, owners, label_texts, settings=settings,
                                       progress=progress, cancel=cancel)
             self._built = False
             self._tag_calibrated = False
@@ -66,5 +68,8 @@ def tuning_encoder(base: Any, delta: Any) -> Any:
 
         while len(_TUNED) >= 16:  # each holds its own copy of the adapted layers (~7 MB for MiniLM)
             _TUNED.pop(next(iter(_TUNED)))
-        hit = _TUNED[key] = apply(base, delta)
+        if hasattr(base, "with_primary"):  # an ensemble: the delta is its primary member's
+            hit = _TUNED[key] = base.with_primary(apply(base.primary, delta))
+        else:
+            hit = _TUNED[key] = apply(base, delta)
     return hit

