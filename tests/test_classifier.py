@@ -91,7 +91,7 @@ def test_cache_is_keyed_on_model_and_threshold():
     assert cl.tag(text=text, labels=SUPPORT, threshold=0.3, priority="fast").cached is False
     assert cl.tag(text=text, labels=SUPPORT, threshold=0.6).cached is False
     assert cl.tag(text=text, labels=SUPPORT, threshold=0.3).cached is True
-    assert std.model == "minilm-l6-labelmatch"  # the standard tier's model names itself
+    assert std.model == "labelmatch-ensemble"  # the standard tier's model names itself
 
 
 def test_cache_survives_across_processes(tmp_path):
@@ -207,8 +207,8 @@ def test_cohere_shape():
 
 def test_models_listing_and_missing_weights(monkeypatch, tmp_path):
     rows = {m["name"]: m for m in cl.models()}
-    assert rows["minilm-l6-labelmatch"]["installed"] and "standard" in rows["minilm-l6-labelmatch"]["default_for"]
-    assert rows["all-minilm-l6-v2"]["installed"]  # the previous default stays selectable by name
+    assert rows["labelmatch-ensemble"]["installed"] and "standard" in rows["labelmatch-ensemble"]["default_for"]
+    assert rows["minilm-l6-labelmatch"]["installed"] and rows["all-minilm-l6-v2"]["installed"]  # members, by name too
     assert rows["wordllama-l2-supercat"]["installed"] and "fast" in rows["wordllama-l2-supercat"]["default_for"]
     monkeypatch.setenv("CLASSER_MODELS_DIR", str(tmp_path))
     assert not {m["name"]: m for m in cl.models()}["all-mpnet-base-v2"]["installed"]

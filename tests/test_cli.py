@@ -172,6 +172,7 @@ def test_models_list(home: Path) -> None:
     runtime = {r["name"]: r["cpu_runtime"] for r in rows}
     assert runtime["wordllama-l2-supercat"] == "numpy" and runtime["minilm-l6-labelmatch-int8"] == "torch int8"
     assert runtime["minilm-l6-labelmatch"] in ("onnx", "torch bfloat16")  # bfloat16 where the CPU has it natively
+    assert runtime["labelmatch-ensemble"] == " + ".join([runtime["minilm-l6-labelmatch"], runtime["all-minilm-l6-v2"], "numpy"])
     assert "standard" in run(home, "models", "list").stdout
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import classer_local as cl
-from classer_local import registry
+from classer_local import registry, user_models
 from classer_local.backends import cpu_runtime, load_text
 from classer_local.errors import InvalidRequestError
 
@@ -57,8 +57,14 @@ def test_a_user_ensemble_of_two_fast_models(tmp_path: Path, monkeypatch: pytest.
     rs = cl.classify_batch(texts=["refund please", "the app crashes when I open it"], labels=["billing", "technical"],
                            model="mix", cache=False)
     assert [r.label for r in rs] == ["billing", "technical"] and rs[0].model == "mix"
+    rows = [{"text": f"{t} (case {i})", "label": lb} for i in range(6) for t, lb in (
+        ("I was charged twice for my subscription", "billing"), ("please refund the last invoice", "billing"),
+        ("the app crashes on start", "technical"), ("I get an error when I upload a file", "technical"))]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    fit = user_models.calibrate("mix", tmp_path / "rows.jsonl")  # calibrated like any model, into models.json
+    assert fit["rows"] == 24 and registry.get("mix").calibration["temperature"] == fit["calibration"]["temperature"]
     first = spec.weights_hash()
-    _user(tmp_path, monkeypatch, {"mix": {**entry, "member_weights": [1, 1]}})
+    (tmp_path / "models.json").write_text(json.dumps({"models": {"mix": {**entry, "member_weights": [1, 1]}}}))
     assert registry.get("mix").weights_hash() != first  # saved classifiers notice a reweighted ensemble
 
 

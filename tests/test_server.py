@@ -282,7 +282,7 @@ def test_standard_model(client: httpx.Client) -> None:
     )
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["model"] == "minilm-l6-labelmatch" and d["label"] == "billing"
+    assert d["model"] == "labelmatch-ensemble" and d["label"] == "billing"
 
 
 

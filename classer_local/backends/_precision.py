@@ -29,12 +29,12 @@ def bf16_wanted(kind: object, device: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (oneDNN's own check, asked only
-    where the CPU's flags allow it: on Linux, without avx512_bf16 or amx_bf16 the answer is no
-    and torch is not imported for it)."""
+    """Whether this CPU multiplies bfloat16 matrices in hardware. On Linux the CPU's flags answer
+    (avx512_bf16 or amx_bf16, the ones oneDNN checks), so light commands such as ``models list``
+    never import torch for it; elsewhere oneDNN's own check is asked."""
     flags = _cpu_flags()
-    if flags is not None and not flags & {"avx512_bf16", "amx_bf16"}:
-        return False
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     import torch
 
     try:
