@@ -92,12 +92,12 @@ class ModelSpec:
 
     def weights_hash(self) -> str:
         """A cheap fingerprint of the weight files on disk (names and sizes; code and caches excluded)."""
-        root = self.weights_path()
         h = hashlib.sha256(self.model_id.encode())
-        if self.backend == "ensemble":
+        if self.backend == "ensemble":  # its members' fingerprints (each checks its own weights) and weights
             for m, w in zip(*ensemble_members(self)):
                 h.update(f"{m.weights_hash()}*{w:.6f}".encode())
             return h.hexdigest()[:16]
+        root = self.weights_path()
         files = [root] if root.is_file() else sorted(
             p for p in root.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in {".py", ".pyc", ".pyi", ".typed"})
