@@ -5,11 +5,11 @@
 
 For each dev set and N (``common.sample_few_shot``, the same rows for every method, seeds 0..k-1):
 
-* ``classer_local``: ``Classifier(labels, descriptions, text_type).fit(examples)`` — the blend of
-  the name/description prior with the examples chosen by cross-validation inside the examples;
+* ``classer_local``: ``Classifier(labels, descriptions, text_type).fit(examples)`` — from 16 a
+  label, the name/description prior and the example heads stacked by out-of-fold likelihood;
 * ``fixed blend``: the same heads with the blend used before cross-validation (w = n / (n + k),
   logistic-regression head, one global temperature) — the baseline, in the same run;
-* ``cv from N=2``: the blend cross-validated at every N (``heads.MIN_CV_PER_LABEL`` = 2);
+* ``cv from N=2``: the stack fitted at every N (``heads.MIN_CV_PER_LABEL`` = 2);
 * ``centroid``: nearest centroid of each label's example vectors (cosine);
 * ``lr_frozen``: scikit-learn logistic regression on the same frozen vectors;
 * ``tfidf_lr``: TF-IDF + logistic regression on the texts;
@@ -126,7 +126,7 @@ def run_set(data: Path, name: str, *, shots: list[int], seeds: int, setfit_shots
                                     head_s=float(np.median(extra["head_s"])), cold_fit_s=extra["cold_fit_s"])
         kinds = [s.get("kind", "default") for s in extra["selection"]]
         row["chosen"] = {k: kinds.count(k) for k in sorted(set(kinds))}
-        row["chosen_weights"] = [s.get("weight") for s in extra["selection"]]
+        row["chosen_weights"] = [s.get("weights", s.get("weight")) for s in extra["selection"]]
         out["curve"][n] = row
         log(f"{name:10s} N={n:3d} " + " ".join(f"{m} {row[m]['acc']:.3f}" for m in METHODS if m in row)
             + f" | gap {row['gap_to_best_frozen']:+.3f} vs {best_peer} | chosen {row['chosen']}"

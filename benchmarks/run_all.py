@@ -1,6 +1,6 @@
 """Every benchmark in one run: accuracy beside few-shot peers, multi-label tag and calibration,
 speed. Writes benchmarks/RESULTS.md (never edit it by hand: rerun) and benchmarks/plots/*.png, and
-copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, TUNE, VISION, DOCUMENTS, SERVER,
+copies in the reports other scripts write (ZEROSHOT, LEARNING_CURVE, FEWSHOT_TRAINSETS, TUNE, VISION, DOCUMENTS, SERVER,
 QUANTIZE, PRECISION and RUNTIME.md: rerun those scripts, then ``--refresh-sections`` to recopy them).
 
     python benchmarks/run_all.py --data ../shared/evaldata [--quick] [--device cpu|cuda]
@@ -276,6 +276,7 @@ def _goemotions_tuned() -> dict[str, Any] | None:
 # Sections copied from the reports other scripts write (title, report, script), in this order.
 SECTIONS = (("Zero-shot", "ZEROSHOT.md", "zeroshot.py"),
             ("Few-shot learning curve", "LEARNING_CURVE.md", "learning_curve.py"),
+            ("Few-shot on train/ label sets", "FEWSHOT_TRAINSETS.md", "fewshot_trainsets.py"),
             ("Opt-in tuning", "TUNE.md", "tune.py"),
             ("Images", "VISION.md", "vision.py"),
             ("Documents", "DOCUMENTS.md", "documents.py"),

@@ -4,10 +4,13 @@ With examples, a classify head over the example vectors is blended with the prio
 space: ``log_softmax(((1 - w) · prior + w · head) / T)``. By default ``w = n / (n + k)`` (n
 examples per label against the prior's pseudo-count k), the head is a multinomial logistic
 regression and ``T`` the model's fitted few-shot temperature. From ``MIN_CV_PER_LABEL``
-examples per label, ``select_blend`` cross-validates inside the examples the head (logistic
-regression or nearest centroid), ``w`` and ``T``, and leaves the default only for a clear
-out-of-fold gain. One-vs-rest heads serve ``tag``; ``cross_validated_tag`` calibrates tag
-confidences for a classifier's own labels and fits per-label thresholds from out-of-fold logits.
+examples per label, ``select_blend`` stacks instead: out-of-fold log-probabilities of the prior,
+the logistic-regression head and the nearest-centroid head are combined as
+``log_softmax(α · prior + β · lr + γ · centroid)``, the three non-negative weights fitted by the
+out-of-fold likelihood (the default blend is one point of that family, so stacking can only fit
+the folds better; how much the prior still pulls is what the examples say, not a schedule).
+One-vs-rest heads serve ``tag``; ``cross_validated_tag`` calibrates tag confidences for a
+classifier's own labels and fits per-label thresholds from out-of-fold logits.
 """
 
 from __future__ import annotations
@@ -22,14 +25,13 @@ import numpy as np
 from . import scoring, threads
 from .calibration import BinaryHeads, SoftmaxHead, fit_platt, fit_temperature
 
-
-HEAD_KINDS = ("lr", "centroid")
-BLEND_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
+HEAD_KINDS = ("lr", "centroid", "stack")
 MAX_FOLDS = 4
-# Cross-validate the blend only from this many examples per label: below it, out-of-fold
-# accuracy over a few dozen rows picks the wrong blend as often as the right one. Chosen on the
-# dev sets' training pools (benchmarks/learning_curve.py --eval-on pool), not on test rows.
+# Stack from this many examples per label: below it the out-of-fold heads are too weak to
+# weigh. Chosen on held-out rows of ten train/ sets and the dev sets' training pools
+# (benchmarks/learning_curve.py --eval-on pool), not on test rows.
 MIN_CV_PER_LABEL = 16
+STACK_MAX_WEIGHT = 100.0
 # From this many (example, label) cells the out-of-fold heads fit in parallel when a second core is
 # free (each fold's L-BFGS runs on one BLAS thread): Banking77 at 64 a label is 375,000 cells.
 PARALLEL_FOLDS_FROM = 50_000
@@ -56,11 +58,43 @@ def run_folds(held_out: Callable[[int], None], folds: int, cells: int, workers: 
 def blend_logp(prior_logp: np.ndarray, head_logp: np.ndarray, cols: np.ndarray, weight: float,
                temperature: float) -> np.ndarray:
     """The prior blended with a head over labels ``cols``; other labels keep their prior mass."""
+    full = with_prior_mass(prior_logp, head_logp, cols)
+    # A blend of two distributions is flatter than either; the temperature restores it.
+    return scoring.log_softmax(((1 - weight) * prior_logp + weight * full) / temperature)
+
+
+def with_prior_mass(prior_logp: np.ndarray, head_logp: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A head over labels ``cols`` spread over every label: the others keep their prior log-probability,
+    ``cols`` share the prior's mass over them as the head says."""
     mass = np.log(np.exp(prior_logp[:, cols]).sum(axis=1, keepdims=True) + 1e-300)
     full = prior_logp.copy()
     full[:, cols] = head_logp + mass
-    # A blend of two distributions is flatter than either; the temperature restores it.
-    return scoring.log_softmax(((1 - weight) * prior_logp + weight * full) / temperature)
+    return full
+
+
+def fit_stack(parts: Sequence[np.ndarray], truth: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Non-negative weights of ``log_softmax(Σ w_j · parts_j)`` minimising the mean negative
+    log-likelihood of ``truth``, from ``start``.
+
+    Example:
+        >>> good = np.log(np.array([[0.9, 0.1], [0.2, 0.8]])); noise = np.log(np.full((2, 2), 0.5))
+        >>> w = fit_stack([noise, good], np.array([0, 1]), np.array([0.5, 0.5]))
+        >>> bool(w[1] > 1.0)
+        True
+    """
+    from scipy.optimize import minimize
+
+    rows = np.arange(len(truth))
+
+    def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
+        logp = scoring.log_softmax(sum(wi * p for wi, p in zip(w, parts)))
+        G = np.exp(logp)
+        G[rows, truth] -= 1.0
+        return float(-logp[rows, truth].mean()), np.array([(G * p).sum() / len(rows) for p in parts])
+
+    res = minimize(nll, np.asarray(start, dtype=np.float64), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, STACK_MAX_WEIGHT)] * len(parts))
+    return res.x
 
 
 def centroids_of(X: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -91,6 +125,7 @@ class ExampleHeads:
         self.kind = kind  # "lr" (logistic regression) or "centroid" (nearest centroid)
         self.temperature = temperature  # of the blend; None: the model's fitted few-shot temperature
         self.centroid_temperature = 0.05
+        self.stack: tuple[float, ...] = ()  # kind "stack": weights of (prior, lr head, centroid head)
         self.selection: dict[str, Any] = {}  # what cross-validation chose, and its figures
         self.head: SoftmaxHead | None = None
         self.centroids: np.ndarray | None = None
@@ -136,9 +171,9 @@ class ExampleHeads:
             if prior_logp is not None:
                 heads.select_blend(Xc, y, np.asarray(prior_logp, dtype=np.float64)[single],
                                    MIN_CV_PER_LABEL if min_cv is None else min_cv)
-            if heads.kind == "lr":
+            if heads.kind in ("lr", "stack"):
                 heads.head = SoftmaxHead(len(classes), C=C).fit(Xc, y)
-            else:
+            if heads.kind in ("centroid", "stack"):
                 heads.centroids = centroids_of(Xc, y, len(classes))
         heads.fit_seconds = time.perf_counter() - t0
         heads._pending = (X, [list(o) for o in owners])
@@ -146,12 +181,11 @@ class ExampleHeads:
 
     def select_blend(self, X: np.ndarray, y: np.ndarray, prior_logp: np.ndarray, min_cv: int = MIN_CV_PER_LABEL,
                      seed: int = 0, workers: int | None = None) -> None:
-        """Choose head kind, weight and temperature by cross-validation inside the examples.
+        """Stack the prior and both heads by their out-of-fold likelihood (see the module doc).
 
-        Every candidate is scored on out-of-fold predictions over all labels (labels without
-        examples compete through their prior, as they will at prediction time). ``workers``:
-        folds fitted at once (default: the free cores, from ``PARALLEL_FOLDS_FROM`` cells on);
-        the result is the same for any number.
+        Labels without examples compete through their prior, as they will at prediction time.
+        ``workers``: folds fitted at once (default: the free cores, from ``PARALLEL_FOLDS_FROM``
+        cells on); the result is the same for any number.
         """
         k = int(y.max()) + 1
         counts = np.bincount(y, minlength=k)
@@ -161,41 +195,32 @@ class ExampleHeads:
         fold = stratified_folds(y, folds, seed)
         cols = self.head_labels
         truth = cols[y]
-        oof = {kind: np.zeros((len(y), k)) for kind in HEAD_KINDS}
+        oof_lr = np.zeros((len(y), k))
         oof_sims = np.zeros((len(y), k))
 
         def held_out(f: int) -> None:  # each fold writes its own rows: the same result in any order
             tr, te = fold != f, fold == f
-            oof["lr"][te] = SoftmaxHead(k, C=self.C, max_iter=100).fit(X[tr], y[tr]).predict_log_proba(X[te])
+            oof_lr[te] = SoftmaxHead(k, C=self.C, max_iter=100).fit(X[tr], y[tr]).predict_log_proba(X[te])
             oof_sims[te] = X[te] @ centroids_of(X[tr], y[tr], k).T
 
         workers = run_folds(held_out, folds, len(y) * k, workers)
         self.centroid_temperature = fit_temperature(oof_sims, y)
-        oof["centroid"] = scoring.log_softmax(oof_sims / self.centroid_temperature)
+        parts = (prior_logp, with_prior_mass(prior_logp, oof_lr, cols),
+                 with_prior_mass(prior_logp, scoring.log_softmax(oof_sims / self.centroid_temperature), cols))
+        start = np.array([1 - self.weight, self.weight, 0.0])
+        weights = fit_stack(parts, truth, start)
         rows = np.arange(len(y))
 
-        def score(kind: str, w: float) -> tuple[float, float]:
-            z = blend_logp(prior_logp, oof[kind], cols, w, 1.0)
-            return float((z.argmax(axis=1) == truth).mean()), float(z[rows, truth].mean())
+        def scored(w: np.ndarray) -> tuple[float, float]:
+            z = scoring.log_softmax(sum(wi * p for wi, p in zip(w, parts)))
+            return float((z.argmax(axis=1) == truth).mean()), float(-z[rows, truth].mean())
 
-        scored = [(*score(kind, w), kind, w) for kind in HEAD_KINDS for w in BLEND_WEIGHTS]
-        acc, _, kind, w = max(scored)
-        default_acc = score("lr", self.weight)[0]
-        self.selection = {"folds": folds, "fold_workers": workers,
+        (acc, nll), (default_acc, _) = scored(weights), scored(start)
+        self.kind, self.stack = "stack", tuple(float(w) for w in weights)
+        self.selection = {"folds": folds, "fold_workers": workers, "kind": "stack",
+                          "weights": [round(w, 4) for w in self.stack],
                           "oof_accuracy_prior": float((prior_logp.argmax(axis=1) == truth).mean()),
-                          "oof_accuracy_default": default_acc, "oof_accuracy_best": acc}
-        # Fourteen candidates scored on a few dozen rows: the best one wins by luck as often as not.
-        # Leave the default blend (fitted on five datasets' training pools) only for a clear gain:
-        # half a standard error of the accuracy, and at least two examples.
-        n = len(y)
-        if acc - default_acc < max(2.0 / n, 0.5 * np.sqrt(max(default_acc * (1 - default_acc), 0.01) / n)):
-            self.selection.update(kind="default", weight=self.weight)
-            return
-        z = blend_logp(prior_logp, oof[kind], cols, w, 1.0)
-        # Out-of-fold heads saw fewer examples than the final one, so this errs on the cautious side.
-        self.temperature = float(np.clip(fit_temperature(z, truth), 0.25, 4.0))
-        self.kind, self.weight = kind, float(w)
-        self.selection.update(kind=kind, weight=float(w), temperature=self.temperature)
+                          "oof_accuracy_default": default_acc, "oof_accuracy_best": acc, "oof_nll": nll}
 
     def head_logp(self, X: np.ndarray) -> np.ndarray:
         if self.kind == "centroid":
@@ -222,6 +247,12 @@ class ExampleHeads:
         """The prior blended with the head; labels without examples keep their prior mass."""
         if self.head is None and self.centroids is None:
             return prior_logp
+        if self.kind == "stack":
+            X = np.asarray(X, np.float32)
+            cent = scoring.log_softmax((X @ self.centroids.T).astype(np.float64) / self.centroid_temperature)
+            parts = (prior_logp, with_prior_mass(prior_logp, self.head.predict_log_proba(X), self.head_labels),
+                     with_prior_mass(prior_logp, cent, self.head_labels))
+            return scoring.log_softmax(sum(w * p for w, p in zip(self.stack, parts)))
         return blend_logp(prior_logp, self.head_logp(X), self.head_labels, self.weight,
                           self.temperature or few_shot_temperature)
 
@@ -249,7 +280,7 @@ class ExampleHeads:
     def config(self) -> dict[str, Any]:
         """The scalars ``from_arrays`` needs besides the arrays (saved in the version's config)."""
         return {"head_weight": self.weight, "head_kind": self.kind, "head_temperature": self.temperature,
-                "head_centroid_temperature": self.centroid_temperature}
+                "head_centroid_temperature": self.centroid_temperature, "head_stack": list(self.stack)}
 
     @classmethod
     def from_arrays(cls, n_labels: int, config: Mapping[str, Any], arrays: Any) -> ExampleHeads | None:
@@ -258,6 +289,7 @@ class ExampleHeads:
         heads = cls(n_labels, float(config.get("head_weight", 0.0)), 0.0, str(config.get("head_kind") or "lr"),
                     config.get("head_temperature"))
         heads.centroid_temperature = float(config.get("head_centroid_temperature") or 0.05)
+        heads.stack = tuple(float(w) for w in config.get("head_stack") or ())
         if "head_centroids" in arrays:
             heads.centroids = np.asarray(arrays["head_centroids"], dtype=np.float32)
             heads.head_labels = np.asarray(arrays["head_labels"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +126,7 @@ def test_vision_report() -> None:
 def test_run_all_copies_reports_in_order() -> None:
     from run_all import SECTIONS, section_body
 
-    assert [name for _, name, _ in SECTIONS] == ["ZEROSHOT.md", "LEARNING_CURVE.md", "TUNE.md", "VISION.md",
+    assert [name for _, name, _ in SECTIONS] == ["ZEROSHOT.md", "LEARNING_CURVE.md", "FEWSHOT_TRAINSETS.md", "TUNE.md", "VISION.md",
                                                  "DOCUMENTS.md", "SERVER.md", "QUANTIZE.md", "PRECISION.md",
                                                  "RUNTIME.md"]
     body = section_body("# Title\n\n<!-- Generated -->\n\n## Means\ntext #1\n")
@@ -197,3 +199,19 @@ def test_quantize_report_from_saved_figures(tmp_path, monkeypatch) -> None:
     md = a.md.read_text()
     assert md.startswith("# The standard model in ONNX Runtime against torch") and "| cold start:" in md
     assert "--onnx --float minilm-l6-labelmatch" in md and "| dev/described mean accuracy (5 sets) |" in md
+
+
+def test_fewshot_trainsets_split_keeps_examples_and_scored_rows_apart(tmp_path: Path) -> None:
+    from fewshot_trainsets import split
+
+    folder = tmp_path / "toy_set"
+    folder.mkdir()
+    rows = [{"text": f"{lb} row {i}", "label": lb} for lb in ("yes", "no") for i in range(30)]
+    rows.append({"text": "several", "labels": ["yes", "no"]})  # multi-label rows are left out
+    (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (folder / "labels.json").write_text(json.dumps(["yes", "no"]))
+    labels, scored, pool = split(folder, shots=4, seeds=2, eval_rows=10)
+    assert labels == ["yes", "no"] and len(scored) == 10
+    assert sorted(Counter(r["label"] for r in pool).values()) == [8, 8]  # shots x seeds a label
+    assert not {r["text"] for r in scored} & {r["text"] for r in pool}
+    assert "several" not in {r["text"] for r in scored + pool}

@@ -114,3 +114,51 @@ def test_tag_calibration_folds_in_parallel_give_the_same_thresholds():
     (a1, b1), t1 = cross_validated_tag(X, owners, k, prior_z, fit, workers=1)
     (a2, b2), t2 = cross_validated_tag(X, owners, k, prior_z, fit, workers=2)
     assert (a1, b1) == (a2, b2) and np.array_equal(t1, t2, equal_nan=True) and np.isfinite(t1).any()
+
+
+def test_stacking_weighs_a_noise_prior_down_and_an_informative_one_up():
+    from classer_local.heads import ExampleHeads
+    from classer_local.scoring import log_softmax
+
+    rng = np.random.default_rng(3)
+    k, per, d = 4, 20, 32
+    centres = rng.normal(size=(k, d))
+    y = np.repeat(np.arange(k), per)
+    X = (centres[y] + 1.5 * rng.normal(size=(len(y), d))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    onehot = np.eye(k)[y]
+    stacks = {}
+    for name, prior in (("noise", log_softmax(rng.normal(size=(len(y), k)))),
+                        ("informative", log_softmax(4.0 * onehot + rng.normal(size=(len(y), k))))):
+        heads = ExampleHeads(k, weight=0.8, C=4.0)
+        heads.head_labels = np.arange(k)
+        heads.select_blend(X, y, prior)
+        assert heads.kind == "stack" and heads.selection["kind"] == "stack" and min(heads.stack) >= 0
+        assert heads.selection["oof_accuracy_best"] >= heads.selection["oof_accuracy_default"] - 0.05
+        stacks[name] = heads.stack
+    assert stacks["noise"][0] < 0.25 * (stacks["noise"][1] + stacks["noise"][2])
+    assert stacks["informative"][0] > stacks["noise"][0] + 0.5
+
+
+def test_a_stacked_classifier_answers_the_same_after_saving(tmp_path, monkeypatch):
+    from classer_local import store
+
+    monkeypatch.setenv("CLASSER_HOME", str(tmp_path))
+    subjects = ["The striker", "Our goalkeeper", "The home side", "A young forward", "The captain", "The coach",
+                "The midfielder", "Their defence"]
+    plays = ["scored in the final", "won the derby"]
+    voters = ["Parliament", "The senator", "The ministry", "The opposition", "The president", "The council",
+              "The coalition", "The mayor"]
+    acts = ["passed the budget bill", "called an early election"]
+    examples = {"sports": [f"{s} {p}" for s in subjects for p in plays],
+                "politics": [f"{s} {a}" for s in voters for a in acts]}
+    try:
+        store.create("stacked", labels=["sports", "politics"], examples=examples, model="fast")
+        fresh = cl.Classifier(labels=["sports", "politics"], examples=examples, model="fast").build()
+        loaded = store.load("stacked@v1")
+        assert fresh.heads_.kind == loaded.heads_.kind == "stack"  # 16 examples a label: stacked
+        assert loaded.heads_.stack == pytest.approx(fresh.heads_.stack)
+        for text in PROBE:
+            assert loaded.classify(text, cache=False).scores == fresh.classify(text, cache=False).scores
+    finally:
+        store.clear_loaded()
