@@ -150,7 +150,7 @@ class ExampleHeads:
             classify_head: bool = True, prior_logp: np.ndarray | None = None,
             prior_temperature: float = 0.05, min_cv: int | None = None) -> ExampleHeads:
         """Fit the heads; with ``prior_logp`` (the prior's log-probabilities of each example)
-        the blend is chosen by cross-validation when there are enough examples.
+        the prior and the heads are stacked by cross-validation when there are enough examples.
 
         Rows with several owners (one text given for several labels) teach ``tag`` only: they
         cannot tell those labels apart, so the classify head leaves them out.
