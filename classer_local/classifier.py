@@ -579,9 +579,11 @@ class Classifier(EstimatorMixin, TunedEncoderMixin):
             return False
         X = self.example_vectors_
         prior_z = self._tag_prior_logits(scoring.cosine(X, self.prototypes_))
-        self.tag_platt_, thresholds = cross_validated_tag(
+        self.tag_platt_, thresholds, kind = cross_validated_tag(
             X, owners, len(self.labels_), prior_z,
             lambda Xf, of: self._heads_from(Xf, of, classify_head=False), folds)
+        if kind != self.heads_.tag_kind:
+            self.heads_.refit_tag(kind, X, owners)
         self.tag_thresholds_ = thresholds if np.isfinite(thresholds).any() else None
         return True
 

@@ -9,8 +9,9 @@ the logistic-regression head and the nearest-centroid head are combined as
 ``log_softmax(α · prior + β · lr + γ · centroid)``, the three non-negative weights fitted by the
 out-of-fold likelihood (the default blend is one point of that family, so stacking can only fit
 the folds better; how much the prior still pulls is what the examples say, not a schedule).
-One-vs-rest heads serve ``tag``; ``cross_validated_tag`` calibrates tag confidences for a
-classifier's own labels and fits per-label thresholds from out-of-fold logits.
+One-vs-rest heads (or one softmax head, when it tags the examples better out of fold) serve
+``tag``; ``cross_validated_tag`` calibrates tag confidences for a classifier's own labels and fits
+per-label thresholds from out-of-fold logits.
 """
 
 from __future__ import annotations
@@ -130,8 +131,11 @@ class ExampleHeads:
         self.head: SoftmaxHead | None = None
         self.centroids: np.ndarray | None = None
         self.head_labels: np.ndarray | None = None
-        self.tag_head: BinaryHeads | None = None
+        self.tag_head: BinaryHeads | SoftmaxHead | None = None
         self.tag_labels: np.ndarray | None = None
+        # "ovr": one-vs-rest logistic regressions; "softmax": one softmax over the labels (a row
+        # counted once per label), chosen by cross_validated_tag when it tags the examples better
+        self.tag_kind = "ovr"
         self.fit_seconds = 0.0
         self._pending: tuple[np.ndarray, list[list[int]]] | None = None
         self._lock = threading.Lock()
@@ -239,9 +243,27 @@ class ExampleHeads:
                 Y[r, o] = 1.0
             cols = np.array(sorted({i for o in owners for i in o}))
             if len(owners) >= 2 and len(cols) and Y[:, cols].min(axis=0).max() == 0:  # every label has a negative
-                self.tag_head = BinaryHeads(C=self.C).fit(X, Y[:, cols])
+                if self.tag_kind == "softmax":
+                    rows = [r for r, o in enumerate(owners) for _ in o]
+                    local = {g: j for j, g in enumerate(cols)}
+                    y = np.array([local[g] for o in owners for g in o])
+                    self.tag_head = SoftmaxHead(len(cols), C=self.C).fit(X[rows], y)
+                else:
+                    self.tag_head = BinaryHeads(C=self.C).fit(X, Y[:, cols])
                 self.tag_labels = cols
             self._pending = None
+
+    def refit_tag(self, kind: str, X: np.ndarray, owners: Sequence[Sequence[int]]) -> None:
+        """Refit the tag head as ``kind`` ("ovr" or "softmax") on examples ``X`` / ``owners``."""
+        with self._lock:
+            self.tag_kind, self.tag_head, self.tag_labels = kind, None, None
+            self._pending = (np.asarray(X, dtype=np.float32), [list(o) for o in owners])
+        self.fit_tag()
+
+    def _tag_scores(self, X: np.ndarray) -> np.ndarray:
+        if self.tag_kind == "softmax":
+            return self.tag_head.predict_log_proba(X)
+        return self.tag_head.decision_function(X)
 
     def classify_logp(self, prior_logp: np.ndarray, X: np.ndarray, few_shot_temperature: float) -> np.ndarray:
         """The prior blended with the head; labels without examples keep their prior mass."""
@@ -262,7 +284,7 @@ class ExampleHeads:
             return prior_z
         z = prior_z.copy()
         cols = self.tag_labels
-        z[:, cols] = (1 - self.weight) * z[:, cols] + self.weight * self.tag_head.decision_function(X)
+        z[:, cols] = (1 - self.weight) * z[:, cols] + self.weight * self._tag_scores(X)
         return z
 
     # -------------------------------------------------------------- state (store)
@@ -280,7 +302,8 @@ class ExampleHeads:
     def config(self) -> dict[str, Any]:
         """The scalars ``from_arrays`` needs besides the arrays (saved in the version's config)."""
         return {"head_weight": self.weight, "head_kind": self.kind, "head_temperature": self.temperature,
-                "head_centroid_temperature": self.centroid_temperature, "head_stack": list(self.stack)}
+                "head_centroid_temperature": self.centroid_temperature, "head_stack": list(self.stack),
+                "tag_kind": self.tag_kind}
 
     @classmethod
     def from_arrays(cls, n_labels: int, config: Mapping[str, Any], arrays: Any) -> ExampleHeads | None:
@@ -297,8 +320,9 @@ class ExampleHeads:
             heads.head = SoftmaxHead(len(arrays["head_labels"]))
             heads.head.coef_, heads.head.intercept_ = arrays["head_coef"], arrays["head_intercept"]
             heads.head_labels = np.asarray(arrays["head_labels"])
+        heads.tag_kind = str(config.get("tag_kind") or "ovr")
         if "tag_coef" in arrays:
-            heads.tag_head = BinaryHeads()
+            heads.tag_head = SoftmaxHead(len(arrays["tag_labels"])) if heads.tag_kind == "softmax" else BinaryHeads()
             heads.tag_head.coef_, heads.tag_head.intercept_ = arrays["tag_coef"], arrays["tag_intercept"]
             heads.tag_labels = np.asarray(arrays["tag_labels"])
         return heads
@@ -308,37 +332,61 @@ MIN_POSITIVES_FOR_THRESHOLD = 5
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
 
+TAG_KINDS = ("ovr", "softmax")
+
+
 def cross_validated_tag(X: np.ndarray, owners: Sequence[Sequence[int]], n_labels: int, prior_z: np.ndarray,
                         fit_heads: Callable[[np.ndarray, list[list[int]]], ExampleHeads], folds: int = 4,
-                        min_positives: int = MIN_POSITIVES_FOR_THRESHOLD,
-                        workers: int | None = None) -> tuple[tuple[float, float], np.ndarray]:
+                        min_positives: int = MIN_POSITIVES_FOR_THRESHOLD, workers: int | None = None,
+                        kinds: Sequence[str] = TAG_KINDS) -> tuple[tuple[float, float], np.ndarray, str]:
     """Tag calibration from out-of-fold logits of every example against every label.
 
-    Returns the Platt scaling ``(a, b)`` of those logits, and per label the threshold that
-    maximises the out-of-fold F1 of the calibrated confidences (NaN for labels with fewer than
-    ``min_positives`` examples: they keep the classifier's threshold). ``prior_z`` is each
-    example's prior tag logits; ``fit_heads`` fits heads on a fold's rows. ``workers``: folds
-    fitted at once, as in ``ExampleHeads.select_blend`` (the same result for any number).
+    For each tag head kind in ``kinds`` (one-vs-rest logistic regressions, or one softmax over
+    the labels: the better ranker when most texts carry one label), the out-of-fold logits are
+    Platt-scaled and each label gets the threshold that maximises its out-of-fold F1 (NaN for
+    labels with fewer than ``min_positives`` examples: they keep the classifier's threshold).
+    Returns the Platt scaling ``(a, b)``, the thresholds and the kind whose out-of-fold macro-F1
+    at those thresholds was best (ties: the first). ``prior_z`` is each example's prior tag
+    logits; ``fit_heads`` fits heads on a fold's rows. ``workers``: folds fitted at once, as in
+    ``ExampleHeads.select_blend`` (the same result for any number).
     """
     Y = np.zeros((len(owners), n_labels))
     for r, o in enumerate(owners):
         Y[r, o] = 1.0
     fold = np.random.default_rng(0).permutation(len(owners)) % folds
-    logits = np.zeros_like(Y)
+    logits = {kind: np.zeros_like(Y) for kind in kinds}
 
     def held_out(f: int) -> None:  # each fold writes its own rows
         train = np.flatnonzero(fold != f)
         test = fold == f
-        heads = fit_heads(X[train], [list(owners[r]) for r in train])
-        logits[test] = heads.tag_logits(prior_z[test], X[test])
+        for kind in kinds:
+            heads = fit_heads(X[train], [list(owners[r]) for r in train])
+            heads.tag_kind = kind
+            logits[kind][test] = heads.tag_logits(prior_z[test], X[test])
 
-    run_folds(held_out, folds, len(owners) * n_labels, workers)
+    run_folds(held_out, folds, len(owners) * n_labels * len(kinds), workers)
     # Platt's smoothed targets: with a few dozen examples the logits are often separable, and
     # 0/1 targets would send the slope (and the confidences) to the extremes.
     pos = Y.sum()
     targets = np.where(Y > 0, (pos + 1) / (pos + 2), 1 / (Y.size - pos + 2))
-    a, b = fit_platt(logits.ravel(), targets.ravel())
-    return (float(a), float(b)), f1_thresholds(scoring.sigmoid(a * logits + b), Y, min_positives)
+    best: tuple[float, tuple[float, float], np.ndarray, str] | None = None
+    for kind in kinds:
+        a, b = fit_platt(logits[kind].ravel(), targets.ravel())
+        P = scoring.sigmoid(a * logits[kind] + b)
+        thresholds = f1_thresholds(P, Y, min_positives)
+        f1 = macro_f1(P, Y, np.where(np.isfinite(thresholds), thresholds, 0.5))
+        if best is None or f1 > best[0]:
+            best = (f1, (float(a), float(b)), thresholds, kind)
+    return best[1], best[2], best[3]
+
+
+def macro_f1(P: np.ndarray, Y: np.ndarray, thresholds: np.ndarray) -> float:
+    """Mean over labels with a positive of the F1 of ``P >= thresholds`` (one per column)."""
+    pred = P >= thresholds[None, :]
+    pos = Y > 0
+    tp = (pred & pos).sum(axis=0)
+    f1 = 2 * tp / np.maximum(pred.sum(axis=0) + pos.sum(axis=0), 1)
+    return float(f1[pos.any(axis=0)].mean()) if pos.any() else 0.0
 
 
 def f1_thresholds(P: np.ndarray, Y: np.ndarray, min_positives: int = MIN_POSITIVES_FOR_THRESHOLD) -> np.ndarray:

@@ -111,8 +111,9 @@ def test_tag_calibration_folds_in_parallel_give_the_same_thresholds():
     def fit(Xf, of):
         return ExampleHeads.fit(Xf, of, k, prior_k=4.0, C=10.0, classify_head=False)
 
-    (a1, b1), t1 = cross_validated_tag(X, owners, k, prior_z, fit, workers=1)
-    (a2, b2), t2 = cross_validated_tag(X, owners, k, prior_z, fit, workers=2)
+    (a1, b1), t1, kind1 = cross_validated_tag(X, owners, k, prior_z, fit, workers=1)
+    (a2, b2), t2, kind2 = cross_validated_tag(X, owners, k, prior_z, fit, workers=2)
+    assert kind1 == kind2 and kind1 in ("ovr", "softmax")
     assert (a1, b1) == (a2, b2) and np.array_equal(t1, t2, equal_nan=True) and np.isfinite(t1).any()
 
 
@@ -162,3 +163,24 @@ def test_a_stacked_classifier_answers_the_same_after_saving(tmp_path, monkeypatc
             assert loaded.classify(text, cache=False).scores == fresh.classify(text, cache=False).scores
     finally:
         store.clear_loaded()
+
+
+def test_a_softmax_tag_head_refits_and_survives_saving():
+    from classer_local.heads import ExampleHeads
+
+    rng = np.random.default_rng(5)
+    k, n, d = 4, 80, 16
+    centres = rng.normal(size=(k, d))
+    owners = [[int(rng.integers(k))] for _ in range(n)]
+    X = np.stack([centres[o[0]] + 0.8 * rng.normal(size=d) for o in owners]).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    prior_z = rng.normal(size=(n, k))
+    heads = ExampleHeads.fit(X, owners, k, prior_k=4.0, C=4.0, classify_head=False)
+    ovr = heads.tag_logits(prior_z, X)
+    heads.refit_tag("softmax", X, owners)
+    soft = heads.tag_logits(prior_z, X)
+    assert heads.tag_kind == "softmax" and not np.allclose(ovr, soft)
+    assert (soft.argmax(axis=1) == np.array([o[0] for o in owners])).mean() > 0.8
+    back = ExampleHeads.from_arrays(k, heads.config(), heads.arrays())
+    assert back.tag_kind == "softmax"
+    np.testing.assert_allclose(back.tag_logits(prior_z, X), soft, rtol=1e-5, atol=1e-5)
