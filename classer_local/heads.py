@@ -26,7 +26,6 @@ import numpy as np
 from . import scoring, threads
 from .calibration import BinaryHeads, SoftmaxHead, fit_platt, fit_temperature
 
-HEAD_KINDS = ("lr", "centroid", "stack")
 MAX_FOLDS = 4
 # Stack from this many examples per label: below it the out-of-fold heads are too weak to
 # weigh. Chosen on held-out rows of ten train/ sets and the dev sets' training pools
@@ -73,6 +72,11 @@ def with_prior_mass(prior_logp: np.ndarray, head_logp: np.ndarray, cols: np.ndar
     return full
 
 
+def stacked(weights: Sequence[float], parts: Sequence[np.ndarray]) -> np.ndarray:
+    """``log_softmax(Σ w_j · parts_j)``: log-probabilities from weighted log-probability parts."""
+    return scoring.log_softmax(sum(w * p for w, p in zip(weights, parts)))
+
+
 def fit_stack(parts: Sequence[np.ndarray], truth: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Non-negative weights of ``log_softmax(Σ w_j · parts_j)`` minimising the mean negative
     log-likelihood of ``truth``, from ``start``.
@@ -88,7 +92,7 @@ def fit_stack(parts: Sequence[np.ndarray], truth: np.ndarray, start: np.ndarray)
     rows = np.arange(len(truth))
 
     def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
-        logp = scoring.log_softmax(sum(wi * p for wi, p in zip(w, parts)))
+        logp = stacked(w, parts)
         G = np.exp(logp)
         G[rows, truth] -= 1.0
         return float(-logp[rows, truth].mean()), np.array([(G * p).sum() / len(rows) for p in parts])
@@ -216,7 +220,7 @@ class ExampleHeads:
         rows = np.arange(len(y))
 
         def scored(w: np.ndarray) -> tuple[float, float]:
-            z = scoring.log_softmax(sum(wi * p for wi, p in zip(w, parts)))
+            z = stacked(w, parts)
             return float((z.argmax(axis=1) == truth).mean()), float(-z[rows, truth].mean())
 
         (acc, nll), (default_acc, _) = scored(weights), scored(start)
@@ -226,11 +230,12 @@ class ExampleHeads:
                           "oof_accuracy_prior": float((prior_logp.argmax(axis=1) == truth).mean()),
                           "oof_accuracy_default": default_acc, "oof_accuracy_best": acc, "oof_nll": nll}
 
+    def centroid_logp(self, X: np.ndarray) -> np.ndarray:
+        return scoring.log_softmax((np.asarray(X, np.float32) @ self.centroids.T).astype(np.float64)
+                                   / self.centroid_temperature)
+
     def head_logp(self, X: np.ndarray) -> np.ndarray:
-        if self.kind == "centroid":
-            return scoring.log_softmax((np.asarray(X, np.float32) @ self.centroids.T).astype(np.float64)
-                                       / self.centroid_temperature)
-        return self.head.predict_log_proba(X)
+        return self.centroid_logp(X) if self.kind == "centroid" else self.head.predict_log_proba(X)
 
     def fit_tag(self) -> None:
         """One-vs-rest heads, fitted on first use (classify never needs them)."""
@@ -270,11 +275,9 @@ class ExampleHeads:
         if self.head is None and self.centroids is None:
             return prior_logp
         if self.kind == "stack":
-            X = np.asarray(X, np.float32)
-            cent = scoring.log_softmax((X @ self.centroids.T).astype(np.float64) / self.centroid_temperature)
-            parts = (prior_logp, with_prior_mass(prior_logp, self.head.predict_log_proba(X), self.head_labels),
-                     with_prior_mass(prior_logp, cent, self.head_labels))
-            return scoring.log_softmax(sum(w * p for w, p in zip(self.stack, parts)))
+            cols = self.head_labels
+            return stacked(self.stack, (prior_logp, with_prior_mass(prior_logp, self.head.predict_log_proba(X), cols),
+                                        with_prior_mass(prior_logp, self.centroid_logp(X), cols)))
         return blend_logp(prior_logp, self.head_logp(X), self.head_labels, self.weight,
                           self.temperature or few_shot_temperature)
 

@@ -73,16 +73,21 @@ def test_foreign_examples_warn_on_an_english_model():
     assert clf.example_report_.as_dict()["foreign"] == {"de": 2}
 
 
+def _clusters(seed: int, k: int, per: int, d: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """``per`` noisy unit vectors around each of ``k`` random centres: (the generator, X, y)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d))
+    y = np.repeat(np.arange(k), per)
+    X = (centres[y] + 1.5 * rng.normal(size=(len(y), d))).astype(np.float32)
+    return rng, X / np.linalg.norm(X, axis=1, keepdims=True), y
+
+
 def test_out_of_fold_heads_fit_in_parallel_with_the_same_choice():
     from classer_local.heads import ExampleHeads
     from classer_local.scoring import log_softmax
 
-    rng = np.random.default_rng(0)
-    k, per, d = 6, 20, 32
-    centres = rng.normal(size=(k, d))
-    y = np.repeat(np.arange(k), per)
-    X = (centres[y] + 1.5 * rng.normal(size=(len(y), d))).astype(np.float32)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    k = 6
+    rng, X, y = _clusters(0, k, per=20, d=32)
     prior = log_softmax(rng.normal(size=(len(y), k)))  # a weak, noisy name prior
     runs = []
     for workers in (1, 2):
@@ -93,8 +98,8 @@ def test_out_of_fold_heads_fit_in_parallel_with_the_same_choice():
     one, two = runs
     assert one.selection["fold_workers"] == 1 and two.selection["fold_workers"] == 2
     assert {**one.selection, "fold_workers": 0} == {**two.selection, "fold_workers": 0}
-    assert (one.kind, one.weight, one.temperature, one.centroid_temperature) == \
-        (two.kind, two.weight, two.temperature, two.centroid_temperature)
+    assert (one.kind, one.weight, one.temperature, one.centroid_temperature, one.stack) == \
+        (two.kind, two.weight, two.temperature, two.centroid_temperature, two.stack)
 
 
 def test_tag_calibration_folds_in_parallel_give_the_same_thresholds():
@@ -121,12 +126,8 @@ def test_stacking_weighs_a_noise_prior_down_and_an_informative_one_up():
     from classer_local.heads import ExampleHeads
     from classer_local.scoring import log_softmax
 
-    rng = np.random.default_rng(3)
-    k, per, d = 4, 20, 32
-    centres = rng.normal(size=(k, d))
-    y = np.repeat(np.arange(k), per)
-    X = (centres[y] + 1.5 * rng.normal(size=(len(y), d))).astype(np.float32)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    k = 4
+    rng, X, y = _clusters(3, k, per=20, d=32)
     onehot = np.eye(k)[y]
     stacks = {}
     for name, prior in (("noise", log_softmax(rng.normal(size=(len(y), k)))),
