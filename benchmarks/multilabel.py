@@ -248,7 +248,8 @@ def run_tuned(data: Path, steps: int, *, device: str = "auto", log: Any = print)
     m = _metrics(matrix(val), clf.tag_proba_from_embeddings(Xv), matrix(test), clf.tag_proba_from_embeddings(Xt),
                  clf.label_thresholds())
     delta = clf.tuned_
-    out = {"model": clf.spec_.name, "steps": steps, "steps_run": delta.steps, "tune_s": t_tune.seconds, "calibrate_s": t_cal.seconds,
+    out = {"model": clf.spec_.name, "steps": steps, "steps_run": delta.steps, "tune_s": t_tune.seconds,
+           "calibrate_s": t_cal.seconds,
            "delta_bytes": int(sum(a.nbytes for a in delta.tensors.values())), "first_loss": delta.first_loss,
            "final_loss": delta.final_loss, "n_test": len(test), "n_val": len(val), "n_train": len(train),
            "metrics": {k: v for k, v in m.items() if not isinstance(v, (list, dict))},
