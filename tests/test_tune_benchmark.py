@@ -50,6 +50,7 @@ def test_tune_benchmark_reuses_saved_setfit_runs(tmp_path: Path) -> None:
     assert len(tuned) == 2 and all(r["steps"] > 0 and r["delta_bytes"] > 0 for r in tuned)
     table = md.read_text()
     assert "| sst2 |" in table and "per seed" in table and "are reused" in table
+    assert f"--sets sst2 --shots 2 --seeds 2 --setfit-from {saved}" in table and written["meta"]["argv"][:2] == ["--data", str(data)]
     per_seed = [f"{100 * (t['acc'] - s):+.1f}" for t, s in zip(tuned, (0.25, 0.75))]
     assert " / ".join(per_seed) in table
 
