@@ -213,7 +213,7 @@ def goals(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, str,
         if diffs:
             out.append(("Few-shot N=8 (frozen): accuracy ≥ SetFit (same MiniLM body) + 5 points on every set "
                         "(points, same seeds)", ", ".join(f"{SET_TITLES.get(s, s)} {d:+.1f}" for s, d in diffs) + note, ok))
-        out += [row for row in own_run_goals() if row[0].startswith(TUNED_GOAL)]
+        out += [row for row in (tuned_goal(),) if row]
         fits = [(s, r["methods"]["classer_local 8-shot"]["fit_with_encoding_s"]) for s, r in acc.items()
                 if "classer_local 8-shot" in r["methods"]]
         sf = [r["methods"]["setfit 8-shot"]["fit_s"] for r in acc.values() if "setfit 8-shot" in r["methods"]]
@@ -235,7 +235,7 @@ def goals(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, str,
         out.append(("GoEmotions tag macro-F1 ≥ 0.44 (threshold chosen on validation)",
                     f"{m['macro_f1@best']:.3f} at {m['threshold']:.2f}", m["macro_f1@best"] >= 0.44))
         out.append(("GoEmotions tag ECE ≤ 0.05", f"{m['ece']:.4f}", m["ece"] <= 0.05))
-    out += [row for row in own_run_goals() if row[0].startswith(GOEMOTIONS_TUNED_GOAL)]
+    out += [row for row in (goemotions_tuned_goal(),) if row]
     sp = res.get("speed")
     if sp:
         th = sp["throughput"]
@@ -257,32 +257,38 @@ def goals(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, str,
 
 TUNED_GOAL = "Few-shot N=8 tuned (`fit(tune=True)`)"
 GOEMOTIONS_TUNED_GOAL = "GoEmotions tag macro-F1 ≥ 0.44 with `fit(tune=True)`"
+Goal = tuple[str, str, bool | None]
 
 
-def own_run_goals(results: Path | None = None) -> list[tuple[str, str, bool | None]]:
-    """Goal rows from runs too long to repeat here, read from their saved figures:
-    ``benchmarks/tune.py`` (results/tune.json) and ``multilabel.py --tune-steps N``
-    (results/goemotions_tuned.json, half an hour or more)."""
-    results = results or HERE / "results"
-    out: list[tuple[str, str, bool | None]] = []
-    tune = results / "tune.json"
-    if tune.exists():  # tuned 8-shot and SetFit on the same rows and seeds
-        tr = json.loads(tune.read_text())["results"]
-        d = {s: 100 * (r["tuned"]["acc"] - r["setfit"]["acc"]) for s, r in tr.items() if "setfit" in r}
-        seeds = sorted({len(r["tuned"]["runs"]) for r in tr.values()})
-        out.append((f"{TUNED_GOAL}: ≥ SetFit + 5 points on every set (TUNE.md's run, mean of "
-                    f"{'/'.join(map(str, seeds))} seed(s))",
-                    ", ".join(f"{SET_TITLES.get(s, s)} {v:+.1f}" for s, v in d.items()),
-                    bool(d) and all(v >= 5.0 for v in d.values())))
-    ge = results / "goemotions_tuned.json"
-    if ge.exists():
-        tuned = json.loads(ge.read_text())
-        m = tuned["metrics"]
-        out.append((f"{GOEMOTIONS_TUNED_GOAL} ({tuned['steps_run']} steps, {tuned['tune_s'] / 60:.0f} min, "
-                    f"{tuned['model']}; its own run), ECE ≤ 0.05",
-                    f"{m['macro_f1@default']:.3f} at its own thresholds; ECE {m['ece']:.4f}",
-                    m["macro_f1@default"] >= 0.44 and m["ece"] <= 0.05))
-    return out
+def _saved(name: str, results: Path | None = None) -> dict[str, Any] | None:
+    """A saved run's figures in ``results`` (default ``benchmarks/results``), if it was run."""
+    path = (results or HERE / "results") / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def tuned_goal(results: Path | None = None) -> Goal | None:
+    """``benchmarks/tune.py``'s run (results/tune.json): tuned 8-shot and SetFit on the same rows and seeds."""
+    saved = _saved("tune.json", results)
+    if saved is None:
+        return None
+    tr = saved["results"]
+    d = {s: 100 * (r["tuned"]["acc"] - r["setfit"]["acc"]) for s, r in tr.items() if "setfit" in r}
+    seeds = "/".join(map(str, sorted({len(r["tuned"]["runs"]) for r in tr.values()})))
+    return (f"{TUNED_GOAL}: ≥ SetFit + 5 points on every set (TUNE.md's run, mean of {seeds} seed(s))",
+            ", ".join(f"{SET_TITLES.get(s, s)} {v:+.1f}" for s, v in d.items()),
+            bool(d) and all(v >= 5.0 for v in d.values()))
+
+
+def goemotions_tuned_goal(results: Path | None = None) -> Goal | None:
+    """``multilabel.py --tune-steps N``'s run (results/goemotions_tuned.json, half an hour or more)."""
+    tuned = _saved("goemotions_tuned.json", results)
+    if tuned is None:
+        return None
+    m = tuned["metrics"]
+    return (f"{GOEMOTIONS_TUNED_GOAL} ({tuned['steps_run']} steps, {tuned['tune_s'] / 60:.0f} min, "
+            f"{tuned['model']}; its own run), ECE ≤ 0.05",
+            f"{m['macro_f1@default']:.3f} at its own thresholds; ECE {m['ece']:.4f}",
+            m["macro_f1@default"] >= 0.44 and m["ece"] <= 0.05)
 
 
 # Sections copied from the reports other scripts write (title, report, script), in this order.
@@ -394,8 +400,7 @@ def write_report(res: dict[str, Any], args: argparse.Namespace, command: str, st
         w("| method | macro-F1 @0.5 | micro-F1 @0.5 | threshold | macro-F1 @thr | micro-F1 @thr | ECE (all pairs) "
           "| tags/row @0.5 | mean confidence / precision of tags @0.5 |")
         w("|---|---|---|---|---|---|---|---|---|")
-        ge = HERE / "results" / "goemotions_tuned.json"
-        tuned = json.loads(ge.read_text()) if ge.exists() else None
+        tuned = _saved("goemotions_tuned.json")
         rows = dict(ml["methods"])
         if tuned:
             rows[f"classer_local examples, `fit(tune=True)` {tuned['steps_run']} steps, "
@@ -472,7 +477,7 @@ def copied_sections(notes: list[str]) -> list[str]:
 
 def refresh_sections(path: Path, results: Path | None = None) -> None:
     """Rewrite only the copied reports (and the notes) at the end of an existing RESULTS.md, and the
-    goal rows of ``own_run_goals``, after one of those scripts ran again: the figures this script
+    goal rows read from saved runs (``tuned_goal``, ``goemotions_tuned_goal``), after one of those scripts ran again: the figures this script
     measured stay as they were."""
     lines = path.read_text().splitlines()
     heads = {f"## {title} (from [{name}]({name}))" for title, name, _ in SECTIONS} | {"## Notes"}
@@ -480,9 +485,10 @@ def refresh_sections(path: Path, results: Path | None = None) -> None:
     notes_at = lines.index("## Notes")
     notes = [ln[2:] for ln in lines[notes_at + 3:] if ln.startswith("- ")]  # after the list of reports
     head = lines[:cut]
-    for g, m, ok in own_run_goals(results):  # their rows in the goal table follow their saved figures
-        prefix = "| " + next(p for p in (TUNED_GOAL, GOEMOTIONS_TUNED_GOAL) if g.startswith(p))
-        head = [f"| {g} | {m} | {_status(ok)} |" if ln.startswith(prefix) else ln for ln in head]
+    for prefix, row in ((TUNED_GOAL, tuned_goal(results)), (GOEMOTIONS_TUNED_GOAL, goemotions_tuned_goal(results))):
+        if row:  # its row in the goal table follows its saved figures
+            head = [f"| {row[0]} | {row[1]} | {_status(row[2])} |" if ln.startswith(f"| {prefix}") else ln
+                    for ln in head]
     path.write_text("\n".join(head + copied_sections(notes)))
 
 
